@@ -1,0 +1,38 @@
+"""Base schemas: strict contracts and the event envelope."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from marshmallow import RAISE, Schema, fields, validate
+
+
+class Contract(Schema):
+    """Internal contracts refuse unknown fields."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class EventSchema(Contract):
+    """Fields every event carries. Consumers dedupe on ``event_id``."""
+
+    event_id = fields.String(required=True, validate=validate.Length(min=8, max=64),
+                             metadata={"description": "Unique id of this event"})
+    schema_version = fields.Integer(load_default=1, dump_default=1,
+                                    metadata={"description": "Version of the event's schema"})
+    occurred_at = fields.AwareDateTime(required=True,
+                                       metadata={"description": "When it happened (UTC)"})
+
+
+def new_event(schema: type[EventSchema], **body) -> dict:
+    """Build and dump an event of ``schema`` with a fresh id and timestamp."""
+    body.setdefault("event_id", uuid.uuid4().hex)
+    body.setdefault("occurred_at", dt.datetime.now(dt.timezone.utc))
+    return schema().dump(body)
+
+
+def dumped_event(schema: type[EventSchema], payload: dict) -> dict:
+    """Validate a dict-form event by loading it, and return its wire form."""
+    schema_obj = schema()
+    return schema_obj.dump(schema_obj.load(payload))

@@ -1,0 +1,1 @@
+"""What every crmhub service shares: config, logs, database, reliable messaging, ops endpoints."""

@@ -1,0 +1,271 @@
+"""Per-service database access: SQLAlchemy 2 Core, a transactional outbox and an inbox.
+
+Each service owns its data: on PostgreSQL a schema named after the service (search_path),
+on the embedded default a SQLite file ``<DATA_DIR>/<service>.db``.
+
+Inside ``db.transaction()`` a worker may ``claim`` a message key (inbox: a redelivered message
+finds its key taken and has no second effect) and ``emit`` events (outbox: written in the same
+transaction as the state change; the relay publishes them with broker confirms and deletes
+them). Either everything commits, or nothing does and nothing is published.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+import structlog
+from nameko.extensions import DependencyProvider
+from sqlalchemy.dialects import postgresql, sqlite
+
+from crmhub.runtime.config import data_dir
+from crmhub.runtime.messaging import ConfirmingPublisher, event_exchange_name, get_publisher
+from crmhub.runtime.metrics import INBOX_DUPLICATES, OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+
+log = structlog.get_logger(__name__)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def reliability_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """The outbox and inbox tables, added to a service's own metadata."""
+    outbox = sa.Table(
+        "outbox", metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                  autoincrement=True),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("headers", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    inbox = sa.Table(
+        "inbox", metadata,
+        sa.Column("key", sa.String(300), primary_key=True),
+        sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    return outbox, inbox
+
+
+# -- engines -----------------------------------------------------------------------------------
+
+_green_patched = False
+
+
+def _patch_psycopg_for_eventlet():
+    """psycopg2 is a C driver: without a wait callback it blocks the whole eventlet hub."""
+    global _green_patched
+    if _green_patched:
+        return
+    import eventlet.patcher
+
+    if eventlet.patcher.is_monkey_patched("socket"):
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()
+        _green_patched = True
+
+
+def database_url(config: dict, service: str) -> str:
+    url = config.get("DATABASE_URL") or ""
+    if not url:
+        return f"sqlite:///{data_dir(config) / (service + '.db')}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def make_engine(config: dict, service: str) -> sa.Engine:
+    url = database_url(config, service)
+    if url.startswith("sqlite"):
+        # One connection: SQLite has one writer, and a greenthread waiting on the pool yields
+        # to the others, whereas one waiting on SQLite's lock would block the hub.
+        engine = sa.create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
+                                  connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    _patch_psycopg_for_eventlet()
+    return sa.create_engine(
+        url,
+        pool_size=int(config.get("DB_POOL_SIZE", 10)),
+        max_overflow=int(config.get("DB_MAX_OVERFLOW", 10)),
+        pool_pre_ping=True,
+        connect_args={"options": f"-csearch_path={service},public",
+                      "application_name": f"crmhub-{service}"},
+    )
+
+
+def is_postgres(engine_or_conn) -> bool:
+    return engine_or_conn.dialect.name == "postgresql"
+
+
+def insert_ignoring_conflicts(conn, table: sa.Table, rows, index_elements=None):
+    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite; returns rows inserted."""
+    dialect = postgresql if is_postgres(conn) else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    return conn.execute(stmt, rows).rowcount
+
+
+# -- the injected facade -----------------------------------------------------------------------
+
+class Transaction:
+    """One database transaction of a worker: the connection, the inbox and the outbox."""
+
+    def __init__(self, conn, db: "ServiceDatabase"):
+        self.conn = conn
+        self._db = db
+        self.emitted = 0
+
+    def execute(self, *args, **kwargs):
+        return self.conn.execute(*args, **kwargs)
+
+    def claim(self, key: str) -> bool:
+        """Record that the message ``key`` is handled; False if it was already."""
+        inserted = insert_ignoring_conflicts(
+            self.conn, self._db.inbox, [{"key": key[:300], "handled_at": utcnow()}])
+        if not inserted:
+            INBOX_DUPLICATES.labels(self._db.service).inc()
+        return bool(inserted)
+
+    def emit(self, event_type: str, payload: dict) -> None:
+        """Queue an event (already dumped by its contract schema) for publication on commit."""
+        self.conn.execute(self._db.outbox.insert().values(
+            event_type=event_type, payload=json.dumps(payload),
+            headers=json.dumps(self._db.context), created_at=utcnow()))
+        self.emitted += 1
+
+
+class ServiceDatabase:
+    def __init__(self, engine, metadata, service, relay=None, context=None):
+        self.engine = engine
+        self.metadata = metadata
+        self.service = service
+        self.outbox = metadata.tables["outbox"]
+        self.inbox = metadata.tables["inbox"]
+        self.relay = relay
+        self.context = context or {}
+
+    @contextmanager
+    def transaction(self):
+        with self.engine.begin() as conn:
+            tx = Transaction(conn, self)
+            yield tx
+        if tx.emitted and self.relay is not None:
+            self.relay.wake()
+
+    @contextmanager
+    def connect(self):
+        with self.engine.connect() as conn:
+            yield conn
+
+
+class OutboxRelay:
+    """Publishes outbox rows in id order with broker confirms, then deletes them.
+
+    Several instances of a service may run: on PostgreSQL each relay locks its batch with
+    SKIP LOCKED. A crash between publish and delete republishes the batch; consumers dedupe
+    by event id, so that is harmless.
+    """
+
+    BATCH = 500
+
+    def __init__(self, engine, outbox: sa.Table, publisher: ConfirmingPublisher, service: str):
+        self.engine = engine
+        self.outbox = outbox
+        self.publisher = publisher
+        self.service = service
+        self.exchange = event_exchange_name(service)
+        self._wake = threading.Event()
+        self._running = False
+
+    def wake(self):
+        self._wake.set()
+
+    def stop(self):
+        self._running = False
+        self._wake.set()
+
+    def run(self, idle_seconds: float = 1.0):
+        import eventlet
+
+        self._running = True
+        backoff = 0.2
+        while self._running:
+            try:
+                published = self.relay_once()
+                backoff = 0.2
+            except Exception as exc:  # noqa: BLE001 - the rows stay in the outbox for later
+                log.warning("outbox relay failed, will retry", error=repr(exc),
+                            service=self.service)
+                eventlet.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if published < self.BATCH:
+                self._wake.wait(idle_seconds)
+                self._wake.clear()
+
+    def relay_once(self) -> int:
+        query = sa.select(self.outbox).order_by(self.outbox.c.id).limit(self.BATCH)
+        if is_postgres(self.engine):
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                OUTBOX_BACKLOG.labels(self.service).set(0)
+                return 0
+            messages = [
+                self.publisher.message(self.exchange, row.event_type, row.payload.encode(),
+                                       json.loads(row.headers or "{}"), mandatory=False)
+                for row in rows
+            ]
+            self.publisher.publish_many(messages, timeout=30)
+            conn.execute(self.outbox.delete().where(
+                self.outbox.c.id.in_([row.id for row in rows])))
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        return len(rows)
+
+
+class Database(DependencyProvider):
+    """Injects a ``ServiceDatabase`` for the service's own metadata; runs its outbox relay."""
+
+    def __init__(self, metadata: sa.MetaData, relay: bool = True):
+        self.metadata = metadata
+        self.with_relay = relay
+
+    def setup(self):
+        config = self.container.config
+        service = self.container.service_name
+        self.engine = make_engine(config, service)
+        self.relay = None
+        if self.with_relay:
+            self.relay = OutboxRelay(self.engine, self.metadata.tables["outbox"],
+                                     get_publisher(config["AMQP_URI"]), service)
+
+    def start(self):
+        if self.relay is not None:
+            self.container.spawn_managed_thread(self.relay.run)
+
+    def stop(self):
+        if self.relay is not None:
+            self.relay.stop()
+        self.engine.dispose()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        context = {"request_id": worker_ctx.data.get("request_id")}
+        return ServiceDatabase(self.engine, self.metadata, self.container.service_name,
+                               self.relay, {k: v for k, v in context.items() if v})

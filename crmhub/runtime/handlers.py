@@ -1,0 +1,141 @@
+"""Event handlers that never lose a message.
+
+nameko acks a message whose handler raised (unless ``requeue_on_error``, which requeues at
+once in a hot loop). ``reliable_handler`` instead republishes a failed message to a delay
+queue (one per delay tier: TTL, then dead-lettered back to the handler's own queue) and, after
+the last tier, parks it in the service's dead-letter queue ``crmhub.dlq.<service>`` where
+``crmhub dlq list|replay`` finds it. Only then is the original acked.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+
+import structlog
+from kombu import Exchange, Queue
+from marshmallow import ValidationError
+from nameko.events import EventHandler, get_event_exchange
+
+from crmhub.contracts.errors import PermanentError
+from crmhub.runtime.messaging import OutgoingMessage, get_publisher
+from crmhub.runtime.metrics import DEAD_LETTERS, HANDLER_RETRIES
+
+log = structlog.get_logger(__name__)
+
+ATTEMPT_HEADER = "x-crmhub-attempt"
+QUEUE_HEADER = "x-crmhub-queue"
+ERROR_HEADER = "x-crmhub-error"
+FAILED_AT_HEADER = "x-crmhub-failed-at"
+SERVICE_HEADER = "x-crmhub-service"
+ORIGIN_HEADER = "x-crmhub-origin"
+
+# Errors that no retry can fix: the message goes straight to the dead-letter queue.
+PERMANENT_ERRORS = (ValidationError, PermanentError)
+
+
+def retry_exchange_name(delay_ms: int) -> str:
+    return f"crmhub.retry.{int(delay_ms)}ms"
+
+
+def dead_letter_queue_name(service: str) -> str:
+    return f"crmhub.dlq.{service}"
+
+
+def handler_queue_name(source_service: str, event_type: str, service: str, method: str) -> str:
+    """The queue nameko itself declares for a SERVICE_POOL handler."""
+    return f"evt-{source_service}-{event_type}--{service}.{method}"
+
+
+class ReliableEventHandler(EventHandler):
+
+    def __init__(self, source_service, event_type, **kwargs):
+        kwargs.setdefault("expected_exceptions", PERMANENT_ERRORS)
+        super().__init__(source_service, event_type, reliable_delivery=True,
+                         requeue_on_error=False, **kwargs)
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is not None:
+            try:
+                self._retry_or_park(message, exc_info)
+            except Exception as exc:  # noqa: BLE001 - could not park it: keep it in the queue
+                log.error("could not park failed message, requeueing", error=repr(exc),
+                          queue=self.queue.name)
+                self.queue_consumer.requeue_message(message)
+                return
+        self.queue_consumer.ack_message(message)
+
+    def _retry_or_park(self, message, exc_info):
+        config = self.container.config
+        delays = [int(d) for d in config.get("RETRY_DELAYS_MS") or []]
+        headers = dict(message.headers or {})
+        attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
+        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+        headers.update({ATTEMPT_HEADER: attempt, ERROR_HEADER: error[:2000]})
+        permanent = isinstance(exc_info[1], PERMANENT_ERRORS)
+        if not permanent and attempt <= len(delays):
+            target = OutgoingMessage(retry_exchange_name(delays[attempt - 1]), self.queue.name,
+                                     message.body, headers)
+            HANDLER_RETRIES.labels(self.container.service_name, self.queue.name).inc()
+            log.warning("handler failed, retrying", attempt=attempt, error=error,
+                        delay_ms=delays[attempt - 1], queue=self.queue.name)
+        else:
+            headers.update({
+                QUEUE_HEADER: self.queue.name,
+                SERVICE_HEADER: self.container.service_name,
+                FAILED_AT_HEADER: dt.datetime.now(dt.timezone.utc).isoformat(),
+                ORIGIN_HEADER: f"{self.source_service}/{self.event_type}",
+            })
+            target = OutgoingMessage("", dead_letter_queue_name(self.container.service_name),
+                                     message.body, headers)
+            DEAD_LETTERS.labels(self.container.service_name, self.queue.name).inc()
+            log.error("handler failed, parked in dead-letter queue", attempts=attempt,
+                      error=error, queue=self.queue.name, permanent=permanent)
+        get_publisher(config["AMQP_URI"]).publish_many([target])
+
+
+reliable_handler = ReliableEventHandler.decorator
+
+
+# -- topology ----------------------------------------------------------------------------------
+
+def service_handlers(service_cls):
+    """(source_service, event_type, method_name) of every reliable handler of a service class."""
+    for name in dir(service_cls):
+        method = getattr(service_cls, name, None)
+        for entrypoint in getattr(method, "nameko_entrypoints", ()):
+            if isinstance(entrypoint, EventHandler):
+                yield entrypoint.source_service, entrypoint.event_type, name
+
+
+def declare_topology(amqp_uri: str, service_classes, retry_delays_ms) -> list[str]:
+    """Declare exchanges, every handler queue, the delay tiers and the dead-letter queues.
+
+    Run before any service starts, so an event published before its consumer first ran is
+    queued rather than dropped. Returns the names of the queues declared.
+    """
+    from kombu import Connection
+
+    config = {"AMQP_URI": amqp_uri}
+    declared = []
+    with Connection(amqp_uri) as conn:
+        channel = conn.channel()
+        for delay in retry_delays_ms or []:
+            name = retry_exchange_name(delay)
+            exchange = Exchange(name, type="fanout", durable=True)
+            Queue(name, exchange=exchange, durable=True, queue_arguments={
+                "x-message-ttl": int(delay), "x-dead-letter-exchange": ""})(channel).declare()
+            declared.append(name)
+        for cls in service_classes:
+            get_event_exchange(cls.name, config)(channel).declare()
+            Queue(dead_letter_queue_name(cls.name), durable=True)(channel).declare()
+            declared.append(dead_letter_queue_name(cls.name))
+            for source, event_type, method in service_handlers(cls):
+                exchange = get_event_exchange(source, config)
+                exchange(channel).declare()
+                queue = Queue(handler_queue_name(source, event_type, cls.name, method),
+                              exchange=exchange, routing_key=event_type, durable=True,
+                              auto_delete=False, exclusive=False)
+                queue(channel).declare()
+                declared.append(queue.name)
+        channel.close()
+    return declared

@@ -1,0 +1,182 @@
+"""The connector API, version 1.
+
+A connector is a pure translator: it checks that a webhook really comes from its provider
+and turns it into contract events. It does no database or broker IO; the gateway publishes
+what it returns, and the services turn the events into card updates.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any, ClassVar
+
+from werkzeug.datastructures import Headers
+from werkzeug.formparser import parse_form_data
+
+API_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A webhook route of a connector, below ``/hooks/<connector>``.
+
+    ``path`` is a werkzeug rule ("" for the connector root, "/<form>" for a slug);
+    ``handler`` names the connector method that receives ``(request, **path_args)``.
+    """
+
+    path: str
+    handler: str
+    methods: tuple[str, ...] = ("POST",)
+    description: str = ""
+
+
+@dataclass
+class WebhookRequest:
+    """An incoming webhook exactly as received: raw body bytes, for signatures."""
+
+    method: str
+    path: str
+    headers: Headers
+    query: dict[str, list[str]]
+    body: bytes
+    remote_addr: str | None = None
+    url: str = ""
+    _form: dict | None = field(default=None, repr=False)
+
+    @property
+    def content_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+    def form(self) -> dict[str, list[str]]:
+        """Fields of an urlencoded or multipart body, each with all its values (files are
+        reported by name only)."""
+        if self._form is None:
+            environ = {
+                "REQUEST_METHOD": "POST",
+                "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                "CONTENT_LENGTH": str(len(self.body)),
+                "wsgi.input": BytesIO(self.body),
+            }
+            _, form, files = parse_form_data(environ, silent=False)
+            parsed = {key: form.getlist(key) for key in form.keys()}
+            for key in files.keys():
+                parsed.setdefault(key, [f.filename or "" for f in files.getlist(key)])
+            self._form = parsed
+        return self._form
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadPayload(f"body is not valid JSON: {exc}") from None
+
+    def first(self, source: dict[str, list[str]], key: str) -> str | None:
+        values = source.get(key) or []
+        return values[0] if values else None
+
+
+@dataclass
+class WebhookResult:
+    """What a connector makes of a webhook: events to publish and the answer to give."""
+
+    events: list[tuple[str, dict]] = field(default_factory=list)
+    status: int = 200
+    body: Any = field(default_factory=lambda: {"ok": True})
+    content_type: str | None = None  # None: JSON for dict/list bodies, text/plain otherwise
+
+
+class WebhookError(Exception):
+    """A webhook refused; the gateway answers ``status`` with a JSON error body."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details=None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadPayload(WebhookError):
+    status, code = 400, "bad_payload"
+
+
+class Unauthorized(WebhookError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(WebhookError):
+    status, code = 403, "forbidden"
+
+
+class UnknownTarget(WebhookError):
+    status, code = 404, "not_found"
+
+
+class PayloadTooLarge(WebhookError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(WebhookError):
+    status, code = 415, "unsupported_media_type"
+
+
+class TooManyRequests(WebhookError):
+    status, code = 429, "too_many_requests"
+
+
+@dataclass
+class Sample:
+    """A recorded request for the conformance kit.
+
+    ``expect`` lists the event types the request must produce (empty for a handshake such
+    as Tilda's ``test=test``); ``signed`` says whether tampering with it must be refused.
+    """
+
+    name: str
+    request: WebhookRequest
+    expect: list[str]
+    signed: bool = True
+    route_args: dict = field(default_factory=dict)
+    handler: str | None = None
+
+
+class Connector:
+    """Base class of connectors. Subclasses set the class attributes and route handlers.
+
+    ``settings`` is the connector's block of the ``CONNECTORS`` config (secrets included).
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    version: ClassVar[str] = "0.0"
+    api_version: ClassVar[str] = API_VERSION
+    routes: ClassVar[tuple[Route, ...]] = ()
+
+    def __init__(self, settings: dict | None = None):
+        self.settings = dict(settings or {})
+
+    # Conformance kit support -------------------------------------------------------------
+    def conformance_samples(self) -> list[Sample]:
+        """Valid, correctly signed requests, as the provider sends them."""
+        return []
+
+    def forge(self, sample: Sample) -> Sample | None:
+        """The same request with a wrong or missing signature (None if unsigned)."""
+        return None
+
+    def bad_samples(self) -> list[Sample]:
+        """Requests that must be refused with a 4xx WebhookError."""
+        return []
+
+
+def make_request(method="POST", path="/", body: bytes | str = b"", headers=None, query=None,
+                 remote_addr="127.0.0.1", url="") -> WebhookRequest:
+    """Build a WebhookRequest (tests, conformance samples, simulators)."""
+    if isinstance(body, str):
+        body = body.encode()
+    return WebhookRequest(method=method, path=path, headers=Headers(headers or {}),
+                          query={k: (v if isinstance(v, list) else [v])
+                                 for k, v in (query or {}).items()},
+                          body=body, remote_addr=remote_addr, url=url)

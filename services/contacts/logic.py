@@ -1,0 +1,423 @@
+"""The rules of client cards: dedupe on ingest, merge, search, the timeline.
+
+Plain functions over a ``Transaction`` (``tx.conn`` plus inbox/outbox) or a connection, so
+they are tested without a broker and run the same on PostgreSQL and SQLite.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+
+import sqlalchemy as sa
+
+from crmhub.contracts import events as ev
+from crmhub.contracts.base import new_event
+from crmhub.contracts.contacts import (ContactCreatedSchema, ContactSchema, ContactsMergedSchema,
+                                       ContactUpdatedSchema, TimelineEntryAddedSchema,
+                                       TimelineEntrySchema)
+from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
+from crmhub.contracts.phones import DEFAULT_REGION, normalize
+from crmhub.runtime.db import insert_ignoring_conflicts, utcnow
+from crmhub.services.contacts.models import contact_emails, contact_phones, contacts, timeline
+
+TIMELINE_LIMIT = 200
+MAX_MERGE_DEPTH = 20
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands datetimes back naive; every stored time is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text or "")
+
+
+def search_text(name, company, emails, phones) -> str:
+    parts = [name or "", company or "", *emails]
+    for phone in phones:
+        parts.append(_digits(phone.get("e164") or ""))
+        parts.append(_digits(phone.get("raw") or ""))
+    return " ".join(p for p in parts if p).lower()
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+def resolve_id(conn, contact_id: str) -> str:
+    """Follow merges: the id of the card that holds ``contact_id`` now."""
+    current = contact_id
+    for _ in range(MAX_MERGE_DEPTH):
+        row = conn.execute(sa.select(contacts.c.merged_into)
+                           .where(contacts.c.id == current)).first()
+        if row is None:
+            raise NotFound(f"contact {contact_id} not found")
+        if row.merged_into is None:
+            return current
+        current = row.merged_into
+    raise Conflict(f"contact {contact_id}: merge chain too long")
+
+
+def load_contacts(conn, ids: list[str]) -> list[dict]:
+    """Contacts (without timeline) in the order of ``ids``."""
+    if not ids:
+        return []
+    rows = {r.id: r for r in conn.execute(sa.select(contacts).where(contacts.c.id.in_(ids)))}
+    phones: dict[str, list] = {i: [] for i in ids}
+    for p in conn.execute(sa.select(contact_phones).where(contact_phones.c.contact_id.in_(ids))
+                          .order_by(contact_phones.c.position, contact_phones.c.id)):
+        phones[p.contact_id].append({"e164": p.e164, "raw": p.raw, "extension": p.extension})
+    emails: dict[str, list] = {i: [] for i in ids}
+    for e in conn.execute(sa.select(contact_emails).where(contact_emails.c.contact_id.in_(ids))
+                          .order_by(contact_emails.c.position, contact_emails.c.email)):
+        emails[e.contact_id].append(e.email)
+    merged: dict[str, list] = {i: [] for i in ids}
+    for m in conn.execute(sa.select(contacts.c.id, contacts.c.merged_into)
+                          .where(contacts.c.merged_into.in_(ids))):
+        merged[m.merged_into].append(m.id)
+    out = []
+    for cid in ids:
+        row = rows.get(cid)
+        if row is None:
+            continue
+        out.append({
+            "id": row.id, "kind": row.kind, "name": row.name, "company": row.company,
+            "phones": phones[cid], "emails": emails[cid], "source": row.source,
+            "manager": row.manager, "tags": row.tags or [], "custom_fields": row.custom_fields or {},
+            "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at),
+            "merged_ids": sorted(merged[cid]),
+        })
+    return out
+
+
+def load_contact(conn, contact_id: str) -> dict:
+    found = load_contacts(conn, [resolve_id(conn, contact_id)])
+    if not found:
+        raise NotFound(f"contact {contact_id} not found")
+    return found[0]
+
+
+def load_timeline(conn, contact_id: str, limit: int = TIMELINE_LIMIT) -> list[dict]:
+    rows = conn.execute(sa.select(timeline).where(timeline.c.contact_id == contact_id)
+                        .order_by(timeline.c.occurred_at.desc(), timeline.c.id.desc())
+                        .limit(limit))
+    return [{"id": r.id, "contact_id": r.contact_id, "kind": r.kind,
+             "occurred_at": _aware(r.occurred_at), "title": r.title,
+             "source_key": r.source_key, "data": r.data or {}} for r in rows]
+
+
+def load_card(conn, contact_id: str) -> dict:
+    card = load_contact(conn, contact_id)
+    card["timeline"] = load_timeline(conn, card["id"])
+    return card
+
+
+def find_ids_by_phones(conn, e164s) -> list[str]:
+    e164s = [p for p in e164s if p]
+    if not e164s:
+        return []
+    rows = conn.execute(sa.select(contact_phones.c.e164, contact_phones.c.contact_id)
+                        .where(contact_phones.c.e164.in_(e164s)))
+    owner = {r.e164: r.contact_id for r in rows}
+    return list(dict.fromkeys(owner[p] for p in e164s if p in owner))
+
+
+def find_ids_by_emails(conn, emails) -> list[str]:
+    emails = [e.lower() for e in emails if e]
+    if not emails:
+        return []
+    rows = conn.execute(sa.select(contact_emails.c.email, contact_emails.c.contact_id)
+                        .where(contact_emails.c.email.in_(emails)))
+    owner = {r.email: r.contact_id for r in rows}
+    return list(dict.fromkeys(owner[e] for e in emails if e in owner))
+
+
+def search(conn, q=None, phone=None, limit=50, offset=0, region=DEFAULT_REGION) -> dict:
+    query = sa.select(contacts.c.id).where(contacts.c.merged_into.is_(None))
+    if phone:
+        e164 = normalize(phone, region).e164
+        if e164 is None:
+            raise InvalidInput(f"{phone!r} is not a phone number", {"phone": ["not a phone number"]})
+        query = query.where(contacts.c.id.in_(
+            sa.select(contact_phones.c.contact_id).where(contact_phones.c.e164 == e164)))
+    if q:
+        needle = q.strip().lower()
+        terms = [needle]
+        if _digits(needle) and len(_digits(needle)) >= 3 and not re.search(r"[^\d\s()+\-]", needle):
+            terms = [_digits(needle)]  # a phone fragment: match digits whatever the format
+        for term in terms:
+            escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(contacts.c.search_text.like(f"%{escaped}%", escape="\\"))
+    total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    ids = [r.id for r in conn.execute(
+        query.order_by(contacts.c.updated_at.desc(), contacts.c.id).limit(limit).offset(offset))]
+    return {"items": load_contacts(conn, ids), "total": total, "limit": limit, "offset": offset}
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+def _normalize_phones(raws, region) -> list[dict]:
+    seen, out = set(), []
+    for raw in raws:
+        phone = normalize(raw, region)
+        key = phone.e164 or phone.raw
+        if key and key not in seen:
+            seen.add(key)
+            out.append(phone.as_dict())
+    return out
+
+
+def _emit_timeline(tx, entry: dict) -> None:
+    tx.emit(ev.TIMELINE_ENTRY_ADDED, new_event(TimelineEntryAddedSchema, entry=entry))
+
+
+def add_timeline_entry(tx, contact_id, kind, title, source_key, occurred_at=None, data=None):
+    """Append an entry; the same ``source_key`` twice adds nothing. Returns the entry or None."""
+    values = {"contact_id": contact_id, "kind": kind, "title": title[:500],
+              "source_key": source_key[:300], "occurred_at": occurred_at or utcnow(),
+              "data": data or {}}
+    if not insert_ignoring_conflicts(tx.conn, timeline, [values], index_elements=["source_key"]):
+        return None
+    entry_id = tx.conn.execute(sa.select(timeline.c.id)
+                               .where(timeline.c.source_key == values["source_key"])).scalar_one()
+    entry = TimelineEntrySchema().dump({"id": entry_id, **values})
+    _emit_timeline(tx, entry)
+    return entry
+
+
+def _claim_phones(tx, contact_id, phones, start=0) -> list[dict]:
+    """Attach phones not owned by any card; returns the ones another card already owns."""
+    taken = []
+    for offset, phone in enumerate(phones):
+        row = {"contact_id": contact_id, "e164": phone["e164"], "raw": phone["raw"][:64],
+               "extension": phone.get("extension"), "position": start + offset}
+        if phone["e164"] is None:
+            tx.execute(contact_phones.insert().values(**row))
+        elif not insert_ignoring_conflicts(tx.conn, contact_phones, [row], ["e164"]):
+            taken.append(phone)
+    return taken
+
+
+def _claim_emails(tx, contact_id, emails, start=0) -> list[str]:
+    taken = []
+    for offset, email in enumerate(emails):
+        row = {"contact_id": contact_id, "email": email.lower(), "position": start + offset}
+        if not insert_ignoring_conflicts(tx.conn, contact_emails, [row], ["email"]):
+            taken.append(email)
+    return taken
+
+
+def _refresh_search_text(tx, contact_id) -> dict:
+    """Recompute what search looks in after a change; returns the card as it now is."""
+    contact = load_contacts(tx.conn, [contact_id])[0]
+    contact["updated_at"] = utcnow()
+    tx.execute(contacts.update().where(contacts.c.id == contact_id).values(
+        search_text=search_text(contact["name"], contact["company"], contact["emails"],
+                                contact["phones"]), updated_at=contact["updated_at"]))
+    return contact
+
+
+def _insert_contact(tx, data: dict, region) -> tuple[str, dict, list, list]:
+    """Insert a card with its phones and emails. Returns (id, contact, taken phones, taken emails)."""
+    now = utcnow()
+    cid = new_id()
+    phones = _normalize_phones(data.get("phones") or [], region)
+    emails = list(dict.fromkeys(e.lower() for e in data.get("emails") or []))
+    tx.execute(contacts.insert().values(
+        id=cid, kind=data.get("kind") or "person", name=data.get("name"),
+        company=data.get("company"), manager=data.get("manager"), source=data.get("source"),
+        tags=list(dict.fromkeys(data.get("tags") or [])),
+        custom_fields=data.get("custom_fields") or {},
+        search_text=search_text(data.get("name"), data.get("company"), emails, phones),
+        created_at=now, updated_at=now))
+    taken_phones = _claim_phones(tx, cid, phones)
+    taken_emails = _claim_emails(tx, cid, emails)
+    contact = {"id": cid, "kind": data.get("kind") or "person", "name": data.get("name"),
+               "company": data.get("company"), "phones": phones, "emails": emails,
+               "source": data.get("source"), "manager": data.get("manager"),
+               "tags": list(dict.fromkeys(data.get("tags") or [])),
+               "custom_fields": data.get("custom_fields") or {}, "created_at": now,
+               "updated_at": now, "merged_ids": []}
+    return cid, contact, taken_phones, taken_emails
+
+
+def _delete_contact_rows(tx, cid):
+    for table in (contact_phones, contact_emails):
+        tx.execute(table.delete().where(table.c.contact_id == cid))
+    tx.execute(contacts.delete().where(contacts.c.id == cid))
+
+
+def _owners(tx, phones, emails) -> list[str]:
+    ids = find_ids_by_phones(tx.conn, [p["e164"] for p in phones])
+    return ids or find_ids_by_emails(tx.conn, emails)
+
+
+def create_contact(tx, data: dict, region=DEFAULT_REGION, cause="api") -> dict:
+    """Create a card from the API; a phone or email of another card is a Conflict."""
+    phones = _normalize_phones(data.get("phones") or [], region)
+    existing = _owners(tx, phones, data.get("emails") or [])
+    if existing:
+        raise Conflict("a card with this phone or email exists", {"contact_id": existing[0]})
+    cid, contact, taken_phones, taken_emails = _insert_contact(tx, data, region)
+    if taken_phones or taken_emails:  # lost a race with a concurrent insert
+        owner = _owners(tx, phones, data.get("emails") or [])
+        raise Conflict("a card with this phone or email exists",
+                       {"contact_id": owner[0] if owner else None})
+    tx.emit(ev.CONTACT_CREATED, new_event(ContactCreatedSchema, contact=ContactSchema().dump(contact),
+                                          cause=cause))
+    add_timeline_entry(tx, cid, "contact_created", "Card created", f"created:{cid}",
+                       data={"cause": cause})
+    return contact
+
+
+def _emit_updated(tx, contact: dict, changed: list[str]):
+    tx.emit(ev.CONTACT_UPDATED, new_event(ContactUpdatedSchema, contact=ContactSchema().dump(contact),
+                                          changed=changed))
+
+
+def update_contact(tx, contact_id: str, patch: dict, region=DEFAULT_REGION) -> dict:
+    cid = resolve_id(tx.conn, contact_id)
+    current = load_contacts(tx.conn, [cid])[0]
+    changed = []
+    simple = {k: patch[k] for k in ("kind", "name", "company", "manager", "custom_fields")
+              if k in patch and patch[k] != current[k]}
+    if "tags" in patch and list(dict.fromkeys(patch["tags"])) != current["tags"]:
+        simple["tags"] = list(dict.fromkeys(patch["tags"]))
+    if simple:
+        tx.execute(contacts.update().where(contacts.c.id == cid).values(**simple))
+        changed.extend(simple)
+    if "phones" in patch:
+        phones = _normalize_phones(patch["phones"], region)
+        if phones != current["phones"]:
+            tx.execute(contact_phones.delete().where(contact_phones.c.contact_id == cid))
+            taken = _claim_phones(tx, cid, phones)
+            if taken:
+                owner = find_ids_by_phones(tx.conn, [p["e164"] for p in taken])
+                raise Conflict(f"phone {taken[0]['raw']} belongs to another card",
+                               {"contact_id": owner[0] if owner else None})
+            changed.append("phones")
+    if "emails" in patch:
+        emails = list(dict.fromkeys(e.lower() for e in patch["emails"]))
+        if emails != current["emails"]:
+            tx.execute(contact_emails.delete().where(contact_emails.c.contact_id == cid))
+            taken = _claim_emails(tx, cid, emails)
+            if taken:
+                owner = find_ids_by_emails(tx.conn, taken)
+                raise Conflict(f"email {taken[0]} belongs to another card",
+                               {"contact_id": owner[0] if owner else None})
+            changed.append("emails")
+    if not changed:
+        return current
+    contact = _refresh_search_text(tx, cid)
+    _emit_updated(tx, contact, changed)
+    return contact
+
+
+def merge_contacts(tx, source_id: str, target_id: str) -> dict:
+    """Move phones, emails and timeline of ``source`` to ``target``; ``source`` then resolves
+    to ``target``. Merging an already merged source into its target again changes nothing."""
+    target = resolve_id(tx.conn, target_id)
+    source = resolve_id(tx.conn, source_id)
+    if source == target:
+        if source_id != target_id:
+            return load_contacts(tx.conn, [target])[0]
+        raise InvalidInput("cannot merge a card into itself", {"source_id": ["same as target_id"]})
+    src, dst = load_contacts(tx.conn, [source, target])
+    fill = {k: src[k] for k in ("name", "company", "manager", "source") if not dst[k] and src[k]}
+    fill["tags"] = list(dict.fromkeys(dst["tags"] + src["tags"]))
+    fill["custom_fields"] = {**src["custom_fields"], **dst["custom_fields"]}
+    tx.execute(contacts.update().where(contacts.c.id == target).values(**fill))
+    offset = len(dst["phones"])
+    tx.execute(contact_phones.update().where(contact_phones.c.contact_id == source)
+               .values(contact_id=target, position=contact_phones.c.position + offset))
+    offset = len(dst["emails"])
+    tx.execute(contact_emails.update().where(contact_emails.c.contact_id == source)
+               .values(contact_id=target, position=contact_emails.c.position + offset))
+    tx.execute(timeline.update().where(timeline.c.contact_id == source).values(contact_id=target))
+    tx.execute(contacts.update().where(contacts.c.merged_into == source).values(merged_into=target))
+    tx.execute(contacts.update().where(contacts.c.id == source)
+               .values(merged_into=target, updated_at=utcnow()))
+    contact = _refresh_search_text(tx, target)
+    tx.emit(ev.CONTACTS_MERGED, new_event(ContactsMergedSchema, source_id=source, target_id=target))
+    add_timeline_entry(tx, target, "contacts_merged",
+                       f"Card {src['name'] or source} merged into this card", f"merge:{source}",
+                       data={"source_id": source, "source_name": src["name"]})
+    _emit_updated(tx, contact, ["merged"])
+    return contact
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+def _attach(tx, cid: str, name, company, phones, emails) -> list[str]:
+    """Add to an existing card what it lacks (name, free phones and emails)."""
+    current = load_contacts(tx.conn, [cid])[0]
+    changed = []
+    if name and not current["name"]:
+        tx.execute(contacts.update().where(contacts.c.id == cid).values(name=name))
+        changed.append("name")
+    if company and not current["company"]:
+        tx.execute(contacts.update().where(contacts.c.id == cid).values(company=company))
+        changed.append("company")
+    known = {p["e164"] or p["raw"] for p in current["phones"]}
+    new_phones = [p for p in phones if (p["e164"] or p["raw"]) not in known]
+    if new_phones and len(new_phones) > len(_claim_phones(tx, cid, new_phones,
+                                                           len(current["phones"]))):
+        changed.append("phones")
+    new_emails = [e for e in emails if e not in current["emails"]]
+    if new_emails and len(new_emails) > len(_claim_emails(tx, cid, new_emails,
+                                                          len(current["emails"]))):
+        changed.append("emails")
+    if changed:
+        _emit_updated(tx, _refresh_search_text(tx, cid), changed)
+    return changed
+
+
+def upsert_by_identity(tx, name, company, raw_phones, emails, source, region, cause) -> tuple[str, bool]:
+    """Find the card of a phone (then an email) or create it; race-safe. Returns (id, created)."""
+    phones = _normalize_phones(raw_phones, region)
+    emails = list(dict.fromkeys(e.lower() for e in emails))
+    owners = _owners(tx, phones, emails)
+    if not owners:
+        data = {"kind": "person", "name": name, "company": company, "phones": raw_phones,
+                "emails": emails, "source": source}
+        cid, contact, taken_phones, taken_emails = _insert_contact(tx, data, region)
+        if not (taken_phones or taken_emails):
+            tx.emit(ev.CONTACT_CREATED, new_event(
+                ContactCreatedSchema, contact=ContactSchema().dump(contact), cause=cause))
+            return cid, True
+        # A concurrent ingest claimed one of these first: use its card instead of a twin.
+        _delete_contact_rows(tx, cid)
+        owners = _owners(tx, phones, emails)
+    cid = owners[0]
+    _attach(tx, cid, name, company, phones, emails)
+    return cid, False
+
+
+def ingest_form(tx, event: dict, region=DEFAULT_REGION) -> dict | None:
+    """A form submission becomes a card (found or created) with a "form submitted" entry.
+
+    Returns ``{"contact_id", "created"}``, or None for a submission already ingested.
+    """
+    key = f"form:{event['idempotency_key']}"
+    if not tx.claim(key):
+        return None
+    person = event["contact"]
+    source = {"channel": "form", "connector": event["connector"], "form": event["form"],
+              "tracking": event.get("tracking") or {}}
+    cid, created = upsert_by_identity(tx, person.get("name"), person.get("company"),
+                                      person.get("phones") or [], person.get("emails") or [],
+                                      source, region, cause=key)
+    form_name = event.get("form_name") or event["form"]
+    add_timeline_entry(
+        tx, cid, "form_submitted", f"Form «{form_name}» submitted", key,
+        occurred_at=event["received_at"],
+        data={"connector": event["connector"], "form": event["form"], "form_name": form_name,
+              "message": event.get("message"), "fields": event.get("fields") or {},
+              "tracking": event.get("tracking") or {}, "contact": person})
+    return {"contact_id": cid, "created": created}

@@ -1,0 +1,71 @@
+"""contacts: client cards, dedupe by phone and email, merges, search and the timeline."""
+from marshmallow import ValidationError
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+
+from crmhub.contracts import contacts as schemas
+from crmhub.contracts import events as ev
+from crmhub.contracts.errors import CrmhubError, InvalidInput
+from crmhub.contracts.forms import FormSubmittedSchema
+from crmhub.runtime.db import Database
+from crmhub.runtime.handlers import reliable_handler
+from crmhub.runtime.logs import LogContext
+from crmhub.runtime.service import region
+from crmhub.services.contacts import logic
+from crmhub.services.contacts.models import metadata
+
+EXPECTED = (CrmhubError,)
+
+
+def _load(schema_cls, payload, **kwargs):
+    try:
+        return schema_cls(**kwargs).load(payload or {})
+    except ValidationError as exc:
+        raise InvalidInput("invalid input", exc.messages) from None
+
+
+class ContactsService:
+    name = "contacts"
+
+    config = Config()
+    db = Database(metadata)
+    log_ctx = LogContext()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def search(self, query=None):
+        params = _load(schemas.ContactQuerySchema, query)
+        with self.db.connect() as conn:
+            page = logic.search(conn, region=region(self.config), **params)
+        return schemas.ContactPageSchema().dump(page)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get(self, contact_id):
+        with self.db.connect() as conn:
+            return schemas.CardSchema().dump(logic.load_card(conn, str(contact_id)))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create(self, data, cause="api"):
+        data = _load(schemas.ContactInputSchema, data)
+        with self.db.transaction() as tx:
+            contact_id = logic.create_contact(tx, data, region(self.config), cause)["id"]
+        return self.get(contact_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def update(self, contact_id, patch):
+        patch = _load(schemas.ContactPatchSchema, patch)
+        with self.db.transaction() as tx:
+            contact_id = logic.update_contact(tx, str(contact_id), patch, region(self.config))["id"]
+        return self.get(contact_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def merge(self, request):
+        request = _load(schemas.MergeSchema, request)
+        with self.db.transaction() as tx:
+            contact_id = logic.merge_contacts(tx, request["source_id"], request["target_id"])["id"]
+        return self.get(contact_id)
+
+    @reliable_handler("gateway", ev.FORM_SUBMITTED)
+    def on_form_submitted(self, payload):
+        event = FormSubmittedSchema().load(payload)
+        with self.db.transaction() as tx:
+            logic.ingest_form(tx, event, region(self.config))
