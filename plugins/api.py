@@ -84,6 +84,7 @@ class WebhookResult:
     status: int = 200
     body: Any = field(default_factory=lambda: {"ok": True})
     content_type: str | None = None  # None: JSON for dict/list bodies, text/plain otherwise
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Location for a 303
 
 
 class WebhookError(Exception):
