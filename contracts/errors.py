@@ -41,3 +41,23 @@ class Conflict(CrmhubError):
 
 class PermanentError(Exception):
     """Raised by an event handler for a message no retry can fix: parked at once."""
+
+
+@deserialize_to_instance
+class Unauthenticated(CrmhubError):
+    status = 401
+    code = "unauthenticated"
+
+
+@deserialize_to_instance
+class PermissionDenied(CrmhubError):
+    status = 403
+    code = "forbidden"
+
+
+@deserialize_to_instance
+class Unavailable(CrmhubError):
+    """A dependency (broker, another service) is down: retry later."""
+
+    status = 503
+    code = "unavailable"

@@ -13,6 +13,7 @@ import time
 import weakref
 
 import structlog
+import structlog.tracebacks
 from nameko.extensions import DependencyProvider
 
 SHARED_PROCESSORS = [
@@ -29,7 +30,9 @@ def json_formatter():
         foreign_pre_chain=SHARED_PROCESSORS,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks,
+            # Tracebacks as data, without local variables (they may hold secrets and bodies).
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
             structlog.processors.JSONRenderer(),
         ],
     )
@@ -72,6 +75,9 @@ def configure_logging(config: dict, stream=None) -> None:
                 "amqp": {"level": "WARNING"},
                 "kombu": {"level": "WARNING"},
                 "nameko": {"level": "WARNING" if level == "INFO" else level},
+                # LogContext writes one line per worker, failures included; nameko's own
+                # "error handling worker" lines would repeat them.
+                "nameko.containers": {"level": "CRITICAL"},
             },
         }
     )

@@ -13,9 +13,8 @@ import sqlalchemy as sa
 
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import new_event
-from crmhub.contracts.contacts import (ContactCreatedSchema, ContactSchema, ContactsMergedSchema,
-                                       ContactUpdatedSchema, TimelineEntryAddedSchema,
-                                       TimelineEntrySchema)
+from crmhub.contracts.contacts import (ContactCreatedSchema, ContactsMergedSchema,
+                                       ContactUpdatedSchema, TimelineEntryAddedSchema)
 from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
 from crmhub.contracts.phones import DEFAULT_REGION, normalize
 from crmhub.runtime.db import insert_ignoring_conflicts, utcnow
@@ -186,7 +185,7 @@ def add_timeline_entry(tx, contact_id, kind, title, source_key, occurred_at=None
         return None
     entry_id = tx.conn.execute(sa.select(timeline.c.id)
                                .where(timeline.c.source_key == values["source_key"])).scalar_one()
-    entry = TimelineEntrySchema().dump({"id": entry_id, **values})
+    entry = {"id": entry_id, **values}
     _emit_timeline(tx, entry)
     return entry
 
@@ -269,7 +268,7 @@ def create_contact(tx, data: dict, region=DEFAULT_REGION, cause="api") -> dict:
         owner = _owners(tx, phones, data.get("emails") or [])
         raise Conflict("a card with this phone or email exists",
                        {"contact_id": owner[0] if owner else None})
-    tx.emit(ev.CONTACT_CREATED, new_event(ContactCreatedSchema, contact=ContactSchema().dump(contact),
+    tx.emit(ev.CONTACT_CREATED, new_event(ContactCreatedSchema, contact=contact,
                                           cause=cause))
     add_timeline_entry(tx, cid, "contact_created", "Card created", f"created:{cid}",
                        data={"cause": cause})
@@ -277,7 +276,7 @@ def create_contact(tx, data: dict, region=DEFAULT_REGION, cause="api") -> dict:
 
 
 def _emit_updated(tx, contact: dict, changed: list[str]):
-    tx.emit(ev.CONTACT_UPDATED, new_event(ContactUpdatedSchema, contact=ContactSchema().dump(contact),
+    tx.emit(ev.CONTACT_UPDATED, new_event(ContactUpdatedSchema, contact=contact,
                                           changed=changed))
 
 
@@ -389,7 +388,7 @@ def upsert_by_identity(tx, name, company, raw_phones, emails, source, region, ca
         cid, contact, taken_phones, taken_emails = _insert_contact(tx, data, region)
         if not (taken_phones or taken_emails):
             tx.emit(ev.CONTACT_CREATED, new_event(
-                ContactCreatedSchema, contact=ContactSchema().dump(contact), cause=cause))
+                ContactCreatedSchema, contact=contact, cause=cause))
             return cid, True
         # A concurrent ingest claimed one of these first: use its card instead of a twin.
         _delete_contact_rows(tx, cid)

@@ -1,0 +1,136 @@
+"""The ``crmhub`` command."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _config(args):
+    from crmhub.runtime.config import load_config
+    from crmhub.runtime.logs import configure_logging
+
+    config = load_config(args.config)
+    configure_logging(config)
+    return config
+
+
+def cmd_run(args):
+    from crmhub.runtime.migrate import upgrade
+    from crmhub.runtime.registry import SERVICES, service_class
+    from crmhub.runtime.runner import run_services
+
+    config = _config(args)
+    names = args.service or list(SERVICES)
+    if args.migrate:
+        for name in names:
+            upgrade(config, name)
+    run_services(config, [service_class(name) for name in names])
+
+
+def cmd_migrate(args):
+    from crmhub.runtime.migrate import upgrade
+    from crmhub.runtime.registry import SERVICES
+
+    config = _config(args)
+    for name in args.service or list(SERVICES):
+        if upgrade(config, name):
+            print(f"{name}: up to date")
+
+
+def cmd_declare(args):
+    from crmhub.runtime.runner import declare_with_retry
+
+    for queue in declare_with_retry(_config(args)):
+        print(queue)
+
+
+def cmd_connectors(args):
+    from crmhub.plugins.host import ConnectorHost
+
+    described = ConnectorHost(_config(args)).describe()
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return
+    for connector in described:
+        print(f"{connector['name']} {connector['version']} (API {connector['api_version']}, "
+              f"plugin {connector['plugin']}): {connector['title']}")
+        for route in connector["routes"]:
+            print(f"    {','.join(route['methods']):<10} {route['path']}  {route['description']}")
+
+
+def cmd_dlq(args):
+    from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
+    from crmhub.runtime.registry import SERVICES
+
+    config = _config(args)
+    services = args.service or list(SERVICES)
+    if args.action == "list":
+        letters = list_dead_letters(config["AMQP_URI"], services)
+        if args.json:
+            print(json.dumps(letters, indent=2, default=str))
+            return
+        if not letters:
+            print("no dead letters")
+        for letter in letters:
+            print(f"{letter['service']}  {letter['message_id']}  {letter['origin']}  "
+                  f"attempts={letter['attempts']}  failed_at={letter['failed_at']}\n"
+                  f"    {letter['error']}")
+        return
+    if not args.all and not args.id:
+        raise SystemExit("dlq replay: give --id MESSAGE_ID (repeatable) or --all")
+    total = 0
+    for service in services:
+        total += replay_dead_letters(config["AMQP_URI"], service, None if args.all else args.id)
+    print(f"replayed {total}")
+
+
+def cmd_contracts(args):
+    from crmhub.contracts.jsonschema import export_json_schemas
+
+    for path in export_json_schemas(args.json_schema):
+        print(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crmhub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, func, help_text, config=True):
+        p = sub.add_parser(name, help=help_text)
+        if config:
+            p.add_argument("--config", help="YAML config (${ENV:default} is expanded)")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("run", cmd_run, "start services (all of them in one process by default)")
+    p.add_argument("--service", action="append", help="run only this service (repeatable)")
+    p.add_argument("--migrate", action="store_true", help="migrate the services' tables first")
+    p = command("migrate", cmd_migrate, "create or upgrade the services' tables")
+    p.add_argument("--service", action="append")
+    command("declare", cmd_declare, "declare exchanges and queues before services start")
+    p = command("connectors", cmd_connectors, "list loaded connectors and their routes")
+    p.add_argument("--json", action="store_true")
+    p = command("dlq", cmd_dlq, "list or replay dead-lettered messages")
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("--service", action="append")
+    p.add_argument("--id", action="append", help="message id to replay (repeatable)")
+    p.add_argument("--all", action="store_true", help="replay every dead letter")
+    p.add_argument("--json", action="store_true")
+    p = command("contracts", cmd_contracts, "export the contracts", config=False)
+    p.add_argument("--json-schema", required=True, metavar="DIR",
+                   help="write one JSON Schema file per event and RPC payload into DIR")
+    return parser
+
+
+def main(argv=None):
+    # Before anything opens a socket: nameko services run on eventlet.
+    import eventlet
+
+    eventlet.monkey_patch()
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

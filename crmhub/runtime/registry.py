@@ -1,0 +1,21 @@
+"""The services of the mesh, by name."""
+from __future__ import annotations
+
+from importlib import import_module
+
+SERVICES = {
+    "contacts": "crmhub.services.contacts.service:ContactsService",
+    "gateway": "crmhub.services.gateway.service:GatewayService",
+}
+
+
+def service_class(name: str):
+    try:
+        module, _, attr = SERVICES[name].partition(":")
+    except KeyError:
+        raise SystemExit(f"unknown service {name!r}; known: {', '.join(SERVICES)}") from None
+    return getattr(import_module(module), attr)
+
+
+def all_service_classes():
+    return [service_class(name) for name in SERVICES]

@@ -1,0 +1,97 @@
+"""The gateway's HTTP entrypoint: request ids, body limits and JSON errors."""
+from __future__ import annotations
+
+import json
+import uuid
+from functools import partial
+
+import structlog
+from eventlet.event import Event
+from marshmallow import ValidationError
+from nameko.exceptions import RemoteError
+from nameko.web.handlers import HttpRequestHandler
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers import Response
+
+from crmhub.contracts.errors import CrmhubError
+from crmhub.plugins.api import WebhookError
+from crmhub.runtime.messaging import PublishError
+
+log = structlog.get_logger(__name__)
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status,
+                    headers=headers, content_type="application/json; charset=utf-8")
+
+
+def error_body(status: int, code: str, message: str, details=None) -> Response:
+    body = {"error": code, "message": message}
+    if details:
+        body["details"] = details
+    return json_response(body, status)
+
+
+def _request_id(request) -> str:
+    given = (request.headers.get(REQUEST_ID_HEADER) or "").strip()
+    return given[:100] if given and given.isprintable() else uuid.uuid4().hex
+
+
+class JsonHttpHandler(HttpRequestHandler):
+    """Like nameko's ``@http``, plus: the request id enters the worker context (and so every
+    RPC and event downstream), bodies are capped at ``MAX_BODY_BYTES``, errors are JSON."""
+
+    def __init__(self, method, url, **kwargs):
+        kwargs.setdefault("expected_exceptions", (CrmhubError, WebhookError, ValidationError))
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        request.shallow = False
+        request.max_content_length = int(self.container.config.get("MAX_BODY_BYTES", 1048576))
+        request_id = _request_id(request)
+        try:
+            if (request.content_length or 0) > request.max_content_length:
+                raise RequestEntityTooLarge()
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            done = Event()
+            self.container.spawn_worker(
+                self, args, kwargs, context_data={"request_id": request_id},
+                handle_result=partial(self.handle_result, done))
+            response = self.response_from_result(done.wait())
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
+            response = self.response_from_exception(exc)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, (dict, list)):
+            return json_response(result)
+        return super().response_from_result(result)
+
+    def response_from_exception(self, exc):
+        if isinstance(exc, CrmhubError):
+            return json_response(exc.to_json(), exc.status)
+        if isinstance(exc, WebhookError):
+            return error_body(exc.status, exc.code, exc.message, exc.details)
+        if isinstance(exc, ValidationError):
+            return error_body(400, "invalid_input", "invalid input", exc.messages)
+        if isinstance(exc, RequestEntityTooLarge):
+            limit = self.container.config.get("MAX_BODY_BYTES", 1048576)
+            return error_body(413, "payload_too_large", f"body larger than {limit} bytes")
+        if isinstance(exc, HTTPException):
+            return error_body(exc.code or 400, "http_error", exc.description or exc.name)
+        if isinstance(exc, PublishError):
+            log.error("event not accepted by the broker", error=str(exc))
+            return error_body(503, "unavailable", "could not store the event, retry later")
+        if isinstance(exc, RemoteError):
+            log.error("downstream service failed", error=str(exc))
+            return error_body(502, "upstream_error", "a downstream service failed")
+        log.error("unhandled error", exc_info=exc)
+        return error_body(500, "internal_error", "internal error")
+
+
+http = JsonHttpHandler.decorator

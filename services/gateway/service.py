@@ -1,0 +1,160 @@
+"""gateway: the HTTP edge. REST under /api/v1, webhooks under /hooks, the operator UI."""
+from __future__ import annotations
+
+import json
+
+import prometheus_client
+from nameko.dependency_providers import Config
+from nameko.rpc import RpcProxy
+from werkzeug.wrappers import Response
+
+import crmhub
+from crmhub.contracts import contacts as schemas
+from crmhub.contracts.errors import InvalidInput, NotFound
+from crmhub.plugins.api import make_request
+from crmhub.runtime.logs import LogContext
+from crmhub.runtime.metrics import HTTP_REQUESTS, WEBHOOKS
+from crmhub.services.gateway.auth import authenticate, presented_key, require
+from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
+from crmhub.services.gateway.http import http, json_response
+from crmhub.services.gateway.openapi import build_spec, operation
+from crmhub.services.gateway.ui import OperatorUi
+
+WEBHOOK_METHODS = "GET,POST,PUT"
+
+
+def _body(request) -> dict:
+    data = request.get_data(cache=True)
+    if not data:
+        return {}
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise InvalidInput(f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object")
+    return body
+
+
+class GatewayService(OperatorUi):
+    name = "gateway"
+
+    config = Config()
+    contacts = RpcProxy("contacts")
+    connectors = Connectors()
+    events = Events()
+    api_keys = ApiKeys()
+    log_ctx = LogContext()
+
+    def _principal(self, request, permission: str):
+        principal = authenticate(self.api_keys, presented_key(request))
+        require(principal, permission)
+        return principal
+
+    # -- ops -----------------------------------------------------------------------------------
+    @http("GET", "/health")
+    def health(self, request):
+        return {"status": "ok", "service": self.name, "version": crmhub.__version__}
+
+    @http("GET", "/metrics")
+    def metrics(self, request):
+        return Response(prometheus_client.generate_latest(),
+                        content_type=prometheus_client.CONTENT_TYPE_LATEST)
+
+    @http("GET", "/api/v1/openapi.json")
+    def openapi(self, request):
+        return build_spec(type(self), crmhub.__version__)
+
+    # -- contacts ------------------------------------------------------------------------------
+    @http("GET", "/api/v1/contacts")
+    @operation(summary="List or search client cards", tags=["contacts"],
+               query=schemas.ContactQuerySchema, response=schemas.ContactPageSchema,
+               permission="contacts:read")
+    def list_contacts(self, request):
+        self._principal(request, "contacts:read")
+        query = {k: v for k, v in request.args.items() if k in ("q", "phone", "limit", "offset")}
+        unknown = sorted(set(request.args) - {"q", "phone", "limit", "offset"})
+        if unknown:
+            raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}")
+        return self.contacts.search(query)
+
+    @http("POST", "/api/v1/contacts")
+    @operation(summary="Create a client card", tags=["contacts"], status=201,
+               request=schemas.ContactInputSchema, response=schemas.CardSchema,
+               permission="contacts:write")
+    def create_contact(self, request):
+        self._principal(request, "contacts:write")
+        card = self.contacts.create(_body(request))
+        return json_response(card, 201, {"Location": f"/api/v1/contacts/{card['id']}"})
+
+    @http("GET", "/api/v1/contacts/<string:contact_id>")
+    @operation(summary="A client card with its timeline (a merged id resolves to the card "
+                       "it was merged into)", tags=["contacts"], response=schemas.CardSchema,
+               permission="contacts:read")
+    def get_contact(self, request, contact_id):
+        self._principal(request, "contacts:read")
+        return self.contacts.get(contact_id)
+
+    @http("PATCH", "/api/v1/contacts/<string:contact_id>")
+    @operation(summary="Change fields of a client card", tags=["contacts"],
+               request=schemas.ContactPatchSchema, response=schemas.CardSchema,
+               permission="contacts:write")
+    def update_contact(self, request, contact_id):
+        self._principal(request, "contacts:write")
+        return self.contacts.update(contact_id, _body(request))
+
+    @http("POST", "/api/v1/contacts/merge")
+    @operation(summary="Merge one client card into another", tags=["contacts"],
+               request=schemas.MergeSchema, response=schemas.CardSchema,
+               permission="contacts:merge")
+    def merge_contacts(self, request):
+        self._principal(request, "contacts:merge")
+        return self.contacts.merge(_body(request))
+
+    # -- connectors ----------------------------------------------------------------------------
+    @http("GET", "/api/v1/connectors")
+    @operation(summary="Loaded connector plugins and their webhook routes", tags=["connectors"],
+               permission="ops:read")
+    def list_connectors(self, request):
+        self._principal(request, "ops:read")
+        return {"items": self.connectors.describe()}
+
+    @http(WEBHOOK_METHODS, "/hooks/<path:rest>")
+    def webhook(self, request, rest):
+        """Verify, normalize, publish (confirmed by the broker), then answer the provider."""
+        status = 500
+        connector = rest.split("/", 1)[0]
+        try:
+            incoming = make_request(
+                method=request.method, path=request.path, body=request.get_data(cache=True),
+                headers=list(request.headers.items()),
+                query={k: request.args.getlist(k) for k in request.args},
+                remote_addr=request.remote_addr, url=request.url)
+            connector, result = self.connectors.handle(incoming)
+            self.events.publish(result.events)
+            status = result.status
+            return _webhook_response(result)
+        except Exception as exc:
+            status = getattr(exc, "status", 500)
+            raise
+        finally:
+            WEBHOOKS.labels(connector, str(status)).inc()
+
+    # -- anything else: JSON 404 rather than an HTML page --------------------------------------
+    @http("GET,POST,PUT,PATCH,DELETE", "/api/<path:rest>")
+    def api_not_found(self, request, rest):
+        HTTP_REQUESTS.labels("unknown", request.method, "404").inc()
+        raise NotFound(f"no API route {request.method} {request.path}")
+
+
+def _webhook_response(result) -> Response:
+    body, content_type = result.body, result.content_type
+    if content_type is None:
+        content_type = "application/json" if isinstance(body, (dict, list)) else "text/plain"
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body, ensure_ascii=False)
+    response = Response(body if body is not None else "", status=result.status,
+                        content_type=f"{content_type}; charset=utf-8")
+    for key, value in result.headers.items():
+        response.headers[key] = value
+    return response
