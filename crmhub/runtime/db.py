@@ -69,14 +69,19 @@ def _patch_psycopg_for_eventlet():
         _green_patched = True
 
 
-def database_url(config: dict, service: str) -> str:
-    url = config.get("DATABASE_URL") or ""
-    if not url:
-        return f"sqlite:///{data_dir(config) / (service + '.db')}"
+def sqlalchemy_url(url: str) -> str:
+    """A user's ``postgresql://`` URL with the driver crmhub uses (psycopg2, made green)."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix):]
     return url
+
+
+def database_url(config: dict, service: str) -> str:
+    url = config.get("DATABASE_URL") or ""
+    if not url:
+        return f"sqlite:///{data_dir(config) / (service + '.db')}"
+    return sqlalchemy_url(url)
 
 
 def make_engine(config: dict, service: str) -> sa.Engine:

@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated RabbitMQ vhost and PostgreSQL database per test or run, and
+hub subprocesses. RabbitMQ and PostgreSQL are the real servers on this machine (`make test`
+starts them and enables the RabbitMQ management API, which creates the vhosts)."""
+import eventlet
+
+eventlet.monkey_patch()  # noqa: E402 - must precede every other import that touches sockets
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from crmhub.runtime.db import sqlalchemy_url
+import yaml
+from support import AMQP_BASE, PG_ADMIN_URL, Hub, drop_vhost, fresh_schema, hub_config, make_vhost
+
+
+@pytest.fixture
+def amqp_uri():
+    """A fresh vhost for one test: queues and exchanges of other tests are invisible."""
+    vhost = make_vhost()
+    yield f"{AMQP_BASE}/{vhost}"
+    from crmhub.runtime.messaging import close_publishers
+
+    close_publishers()
+    drop_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """An empty PostgreSQL database for this test run, dropped at the end."""
+    name = f"crmhub_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(sqlalchemy_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_config(request, tmp_path):
+    """Config selecting each database backend in turn, with the contacts tables migrated."""
+    from crmhub.runtime.migrate import upgrade
+
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        fresh_schema(url, "contacts")
+        config = {"DATABASE_URL": url, "DATA_DIR": str(tmp_path)}
+    else:
+        config = {"DATABASE_URL": "", "DATA_DIR": str(tmp_path)}
+    upgrade(config, "contacts")
+    return config
+
+
+# -- hub processes -------------------------------------------------------------------------------
+
+@pytest.fixture
+def start_hub(tmp_path, amqp_uri):
+    """Start `crmhub run` with a config of this test's own; stopped at the end."""
+    hubs = []
+
+    def start(database_url="", services=(), name="hub", **extra):
+        config = hub_config(tmp_path, amqp_uri, database_url, **extra)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        hub = Hub(path, config["WEB_SERVER_ADDRESS"], config["OPS_ADDRESS"],
+                  tmp_path / f"{name}.log", services)
+        hubs.append(hub)
+        return hub.wait_healthy()
+
+    yield start
+    for hub in hubs:
+        hub.stop()
+

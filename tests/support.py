@@ -1,0 +1,142 @@
+"""Helpers for tests: RabbitMQ vhosts, hub subprocesses, polling. Fixtures live in conftest.py."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+from crmhub.runtime.db import sqlalchemy_url
+
+REPO = Path(__file__).resolve().parent.parent
+RABBIT_API = os.environ.get("RABBIT_API", "http://127.0.0.1:15672/api")
+RABBIT_AUTH = ("guest", "guest")
+AMQP_BASE = os.environ.get("TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_KEY = "test-admin-key"
+OPERATOR_KEY = "test-operator-key"
+INTEGRATOR_KEY = "test-integrator-key"
+API_KEYS = f"{ADMIN_KEY}:admin:Admin,{OPERATOR_KEY}:operator:Olga,{INTEGRATOR_KEY}:integrator"
+
+
+# -- RabbitMQ ------------------------------------------------------------------------------------
+
+def make_vhost() -> str:
+    name = f"crmhub-test-{uuid.uuid4().hex[:10]}"
+    requests.put(f"{RABBIT_API}/vhosts/{name}", auth=RABBIT_AUTH, timeout=10).raise_for_status()
+    requests.put(f"{RABBIT_API}/permissions/{name}/guest", auth=RABBIT_AUTH, timeout=10,
+                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    return name
+
+
+def drop_vhost(name: str) -> None:
+    requests.delete(f"{RABBIT_API}/vhosts/{name}", auth=RABBIT_AUTH, timeout=10)
+
+
+def queue_depth(amqp_uri: str, queue: str) -> int:
+    vhost = amqp_uri.rsplit("/", 1)[1]
+    resp = requests.get(f"{RABBIT_API}/queues/{vhost}/{queue}", auth=RABBIT_AUTH, timeout=10)
+    resp.raise_for_status()
+    return resp.json().get("messages", 0)
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+def fresh_schema(pg_url: str, service: str) -> None:
+    """Drop a service's schema so a test starts from an empty database."""
+    engine = sa.create_engine(sqlalchemy_url(pg_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{service}" CASCADE'))
+    engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Hub:
+    """A `crmhub run` subprocess and an HTTP client for it."""
+
+    def __init__(self, config_path: Path, web: str, ops: str, log_path: Path, services=()):
+        self.base_url = f"http://{web}"
+        self.ops_url = f"http://{ops}"
+        self.log_path = log_path
+        args = [str(REPO / ".venv/bin/crmhub") if (REPO / ".venv/bin/crmhub").exists()
+                else sys.executable, "run", "--config", str(config_path), "--migrate"]
+        if not args[0].endswith("crmhub"):
+            args[1:1] = ["-m", "crmhub.cli"]
+        for service in services:
+            args += ["--service", service]
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+
+    def wait_healthy(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.ops_url}/health", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"hub not healthy in {timeout}s: {self.log_path.read_text()[-3000:]}")
+
+    def api(self, method, path, **kwargs):
+        return self.session.request(method, self.base_url + path, timeout=10, **kwargs)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+    def logs(self) -> list[dict]:
+        lines = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                pass
+        return lines
+
+
+def hub_config(tmp_path: Path, amqp_uri: str, database_url: str = "", **extra) -> dict:
+    web, ops = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    config = {
+        "AMQP_URI": amqp_uri,
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(tmp_path / "var"),
+        "WEB_SERVER_ADDRESS": web,
+        "OPS_ADDRESS": ops,
+        "API_KEYS": API_KEYS,
+        "RETRY_DELAYS_MS": [200, 500],
+        "LOG_LEVEL": "INFO",
+        "CONNECTORS": {"forms": {"allow_unknown_forms": True, "rate_limit_per_minute": 100000}},
+    }
+    config.update(extra)
+    return config
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, message="condition not met"):
+    """Poll until ``predicate()`` is truthy; returns its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} within {timeout}s")
+        time.sleep(interval)

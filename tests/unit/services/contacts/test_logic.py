@@ -1,0 +1,179 @@
+"""Card rules on both database backends: dedupe, merge, search, timeline, outbox events."""
+import datetime as dt
+import json
+import uuid
+
+import eventlet
+import pytest
+import sqlalchemy as sa
+
+from crmhub.contracts.base import new_event
+from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
+from crmhub.contracts.events import spec
+from crmhub.contracts.forms import FormSubmittedSchema
+from crmhub.runtime.db import ServiceDatabase, make_engine
+from crmhub.services.contacts import logic
+from crmhub.services.contacts.models import metadata, outbox
+
+
+@pytest.fixture
+def db(database_config):
+    engine = make_engine(database_config, "contacts")
+    yield ServiceDatabase(engine, metadata, "contacts")
+    engine.dispose()
+
+
+def form_event(phone=None, email=None, name="Анна", key=None, form="contact-us", **extra):
+    contact = {"name": name, "phones": [phone] if phone else [], "emails": [email] if email else []}
+    return FormSubmittedSchema().load(new_event(
+        FormSubmittedSchema, idempotency_key=key or f"forms:{uuid.uuid4().hex}",
+        connector="forms", form=form, form_name="Contact us", contact=contact,
+        message=extra.get("message"), fields=extra.get("fields", {}),
+        tracking=extra.get("tracking", {}), received_at=dt.datetime.now(dt.timezone.utc)))
+
+
+def ingest(db, event):
+    with db.transaction() as tx:
+        return logic.ingest_form(tx, event)
+
+
+def card(db, contact_id):
+    with db.connect() as conn:
+        return logic.load_card(conn, contact_id)
+
+
+def test_one_number_however_written(db):
+    first = ingest(db, form_event(phone="8 (916) 123-45-67"))
+    assert first["created"]
+    for written in ("+7 916 1234567", "79161234567", "9161234567"):
+        again = ingest(db, form_event(phone=written))
+        assert again == {"contact_id": first["contact_id"], "created": False}
+    with db.connect() as conn:
+        found = logic.search(conn, phone="+7 (916) 123 45 67")
+    assert [c["id"] for c in found["items"]] == [first["contact_id"]]
+    assert len(card(db, first["contact_id"])["timeline"]) == 4
+
+
+def test_redelivered_submission_has_no_second_effect(db):
+    event = form_event(phone="+79990001122", key="tilda:12345")
+    assert ingest(db, event)["created"]
+    assert ingest(db, event) is None
+    # The same provider id with a new event id (a webhook retried by the provider).
+    assert ingest(db, form_event(phone="+79990001122", key="tilda:12345")) is None
+    with db.connect() as conn:
+        cards = logic.search(conn)
+    assert cards["total"] == 1
+    timeline = card(db, cards["items"][0]["id"])["timeline"]
+    assert [e["kind"] for e in timeline] == ["form_submitted"]
+
+
+def test_dedupe_by_email_when_no_phone_matches(db):
+    first = ingest(db, form_event(email="Client@Example.com"))
+    second = ingest(db, form_event(email="client@example.com", phone="+79161112233"))
+    assert second["contact_id"] == first["contact_id"]
+    got = card(db, first["contact_id"])
+    assert got["emails"] == ["client@example.com"]
+    assert [p["e164"] for p in got["phones"]] == ["+79161112233"]
+
+
+def test_form_entry_keeps_form_fields_and_utm(db):
+    event = form_event(phone="+79161234567", message="Call me", fields={"tel": "+79161234567"},
+                       tracking={"utm_source": "yandex", "utm_campaign": "spring", "yclid": "42"})
+    cid = ingest(db, event)["contact_id"]
+    got = card(db, cid)
+    entry = got["timeline"][0]
+    assert entry["title"] == "Form «Contact us» submitted"
+    assert entry["data"]["tracking"]["utm_campaign"] == "spring"
+    assert entry["data"]["message"] == "Call me"
+    assert got["source"]["tracking"]["utm_source"] == "yandex"
+    assert got["source"]["form"] == "contact-us"
+
+
+def test_concurrent_submissions_with_one_phone_make_one_card(db):
+    events = [form_event(phone="+7 903 555-00-11" if i % 2 else "89035550011") for i in range(20)]
+    results = [r for r in eventlet.GreenPool(20).imap(lambda e: ingest(db, e), events)]
+    ids = {r["contact_id"] for r in results}
+    assert len(ids) == 1
+    assert sum(r["created"] for r in results) == 1
+    assert len(card(db, ids.pop())["timeline"]) == 20
+    with db.connect() as conn:
+        assert logic.search(conn)["total"] == 1
+
+
+def test_merge_moves_everything_and_the_old_id_keeps_resolving(db):
+    a = ingest(db, form_event(phone="+79161230001", name="Пётр"))["contact_id"]
+    b = ingest(db, form_event(phone="+79161230002", email="p@example.com", name=None))["contact_id"]
+    with db.transaction() as tx:
+        merged = logic.merge_contacts(tx, source_id=a, target_id=b)
+    assert merged["id"] == b
+    assert merged["name"] == "Пётр"  # filled from the source, the target had none
+    assert {p["e164"] for p in merged["phones"]} == {"+79161230001", "+79161230002"}
+    assert card(db, a)["id"] == b
+    assert card(db, a)["merged_ids"] == [a]
+    kinds = [e["kind"] for e in card(db, b)["timeline"]]
+    assert kinds.count("form_submitted") == 2 and "contacts_merged" in kinds
+    # A form with the old card's phone now lands on the surviving card.
+    assert ingest(db, form_event(phone="+79161230001"))["contact_id"] == b
+    with db.connect() as conn:
+        assert [c["id"] for c in logic.search(conn)["items"]] == [b]
+    with db.transaction() as tx:  # merging again changes nothing
+        assert logic.merge_contacts(tx, a, b)["id"] == b
+    with pytest.raises(InvalidInput), db.transaction() as tx:
+        logic.merge_contacts(tx, b, b)
+
+
+def test_search_by_substring_of_name_phone_and_email(db):
+    cid = ingest(db, form_event(phone="+79161234567", email="olga.smirnova@mail.ru",
+                                name="Ольга Смирнова"))["contact_id"]
+    ingest(db, form_event(phone="+79260000000", name="Someone Else"))
+    with db.connect() as conn:
+        for q in ("смирн", "ОЛЬГА", "smirnova@", "123-45", "916 123", "+7 916"):
+            assert [c["id"] for c in logic.search(conn, q=q)["items"]] == [cid], q
+        assert logic.search(conn, q="nobody here")["total"] == 0
+        assert logic.search(conn, q="%")["total"] == 0
+        with pytest.raises(InvalidInput):
+            logic.search(conn, phone="not a phone")
+
+
+def test_api_create_refuses_a_phone_of_another_card(db):
+    with db.transaction() as tx:
+        first = logic.create_contact(tx, {"name": "A", "phones": ["+79161234567"]})
+    with pytest.raises(Conflict) as err, db.transaction() as tx:
+        logic.create_contact(tx, {"name": "B", "phones": ["8 916 123 45 67"]})
+    assert err.value.details == {"contact_id": first["id"]}
+    with db.transaction() as tx:
+        second = logic.create_contact(tx, {"name": "B", "phones": ["+79160000000"]})
+    with pytest.raises(Conflict), db.transaction() as tx:
+        logic.update_contact(tx, second["id"], {"phones": ["+79161234567"]})
+    assert card(db, second["id"])["phones"][0]["e164"] == "+79160000000"  # rolled back
+
+
+def test_update_changes_only_given_fields(db):
+    with db.transaction() as tx:
+        cid = logic.create_contact(tx, {"name": "A", "phones": ["+79161234567"], "tags": ["vip"]})["id"]
+    with db.transaction() as tx:
+        logic.update_contact(tx, cid, {"manager": "olga", "custom_fields": {"inn": "7700000000"}})
+    got = card(db, cid)
+    assert (got["name"], got["manager"], got["tags"]) == ("A", "olga", ["vip"])
+    assert got["custom_fields"] == {"inn": "7700000000"}
+    with pytest.raises(NotFound), db.connect() as conn:
+        logic.load_card(conn, "missing")
+
+
+def test_every_change_is_an_outbox_event_that_honours_its_contract(db):
+    ingest(db, form_event(phone="+79161234567"))
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(outbox.c.event_type, outbox.c.payload)
+                            .order_by(outbox.c.id)).all()
+    assert [r.event_type for r in rows] == ["contact_created", "timeline_entry_added"]
+    for row in rows:
+        spec(row.event_type).schema().load(json.loads(row.payload))
+
+
+def test_a_rolled_back_change_publishes_nothing(db):
+    with pytest.raises(RuntimeError), db.transaction() as tx:
+        logic.ingest_form(tx, form_event(phone="+79161234567"))
+        raise RuntimeError("crash before commit")
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 0
+        assert logic.search(conn)["total"] == 0
