@@ -38,10 +38,18 @@ def drop_vhost(name: str) -> None:
 
 
 def queue_depth(amqp_uri: str, queue: str) -> int:
-    vhost = amqp_uri.rsplit("/", 1)[1]
-    resp = requests.get(f"{RABBIT_API}/queues/{vhost}/{queue}", auth=RABBIT_AUTH, timeout=10)
-    resp.raise_for_status()
-    return resp.json().get("messages", 0)
+    """Messages ready in a queue, asked of the broker itself (the management API's counts lag
+    by its stats interval)."""
+    import amqp
+
+    from crmhub.runtime.messaging import connection_params
+
+    conn = amqp.Connection(**connection_params(amqp_uri))
+    conn.connect()
+    try:
+        return conn.channel().queue_declare(queue, passive=True).message_count
+    finally:
+        conn.close()
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------

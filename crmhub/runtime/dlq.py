@@ -43,7 +43,7 @@ def list_dead_letters(amqp_uri: str, services, limit: int = 1000) -> list[dict]:
     try:
         for service in services:
             channel = conn.channel()
-            channel.queue_declare(dead_letter_queue_name(service), durable=True)
+            channel.queue_declare(dead_letter_queue_name(service), durable=True, auto_delete=False)
             seen = 0
             while seen < limit:
                 message = channel.basic_get(dead_letter_queue_name(service), no_ack=False)
@@ -67,7 +67,7 @@ def replay_dead_letters(amqp_uri: str, service: str, message_ids=None) -> int:
         channel = conn.channel()
         channel.confirm_select()
         queue = dead_letter_queue_name(service)
-        channel.queue_declare(queue, durable=True)
+        channel.queue_declare(queue, durable=True, auto_delete=False)
         pending = []
         while True:
             message = channel.basic_get(queue, no_ack=False)

@@ -1,0 +1,187 @@
+"""Messaging guarantees on a real RabbitMQ: nothing dispatched before a consumer started is
+lost, redeliveries have no second effect, failing handlers retry then park in a dead-letter
+queue an operator can list and replay, the request id travels with the events."""
+import datetime as dt
+import json
+import subprocess
+import uuid
+
+import amqp
+import pytest
+import sqlalchemy as sa
+import yaml
+from nameko.testing.services import entrypoint_waiter
+from support import REPO, queue_depth, wait_for
+
+from crmhub.contracts.base import new_event
+from crmhub.contracts.contacts import ContactCreatedSchema
+from crmhub.contracts.forms import FormSubmittedSchema
+from crmhub.runtime.db import Database, make_engine, reliability_tables
+from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
+from crmhub.runtime.handlers import (dead_letter_queue_name, declare_topology,
+                                     handler_queue_name, reliable_handler)
+from crmhub.runtime.messaging import connection_params, get_publisher
+from crmhub.runtime.migrate import upgrade
+from crmhub.services.contacts import logic
+from crmhub.services.contacts.models import metadata as contacts_metadata
+from crmhub.services.contacts.service import ContactsService
+
+pytestmark = pytest.mark.rabbit
+
+# -- a service whose handler fails until told otherwise ------------------------------------------
+
+flaky_metadata = sa.MetaData()
+reliability_tables(flaky_metadata)
+handled = sa.Table("handled", flaky_metadata, sa.Column("id", sa.String(64), primary_key=True))
+STATE = {"fail": True, "attempts": 0}
+
+
+class FlakyService:
+    name = "flaky"
+    db = Database(flaky_metadata, relay=False)
+
+    @reliable_handler("source", "thing_happened")
+    def on_thing(self, payload):
+        STATE["attempts"] += 1
+        if STATE["fail"]:
+            raise RuntimeError(f"downstream outage for {payload['id']}")
+        with self.db.transaction() as tx:
+            if tx.claim(f"thing:{payload['id']}"):
+                tx.execute(handled.insert().values(id=payload["id"]))
+
+
+def base_config(amqp_uri, tmp_path, **extra):
+    return {"AMQP_URI": amqp_uri, "DATA_DIR": str(tmp_path), "DATABASE_URL": "",
+            "RETRY_DELAYS_MS": [100, 200], "max_workers": 5, **extra}
+
+
+def form_event(phone, key=None):
+    return new_event(FormSubmittedSchema, idempotency_key=key or f"forms:{uuid.uuid4().hex}",
+                     connector="forms", form="contact-us", contact={"phones": [phone]},
+                     received_at=dt.datetime.now(dt.timezone.utc))
+
+
+def test_failing_handler_retries_then_parks_and_an_operator_replays_it(
+        amqp_uri, tmp_path, container_factory):
+    STATE.update(fail=True, attempts=0)
+    config = base_config(amqp_uri, tmp_path)
+    flaky_metadata.create_all(make_engine(config, "flaky"))
+    declare_topology(amqp_uri, [FlakyService], config["RETRY_DELAYS_MS"])
+    container = container_factory(FlakyService, config)
+    container.start()
+
+    get_publisher(amqp_uri).publish_json("source.events", "thing_happened", {"id": "t-1"},
+                                         context={"request_id": "req-dlq"})
+    wait_for(lambda: queue_depth(amqp_uri, dead_letter_queue_name("flaky")) == 1, timeout=15,
+             message="message parked in the dead-letter queue")
+    assert STATE["attempts"] == 3  # first run + one retry per configured delay
+
+    letters = list_dead_letters(amqp_uri, ["flaky"])
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter["body"] == {"id": "t-1"}
+    assert "downstream outage for t-1" in letter["error"]
+    assert letter["attempts"] == 3
+    assert letter["origin"] == "source/thing_happened"
+    assert letter["request_id"] == "req-dlq"
+    # Listing does not consume.
+    assert queue_depth(amqp_uri, dead_letter_queue_name("flaky")) == 1
+
+    STATE["fail"] = False
+    with entrypoint_waiter(container, "on_thing", timeout=10):
+        assert replay_dead_letters(amqp_uri, "flaky") == 1
+    engine = make_engine(config, "flaky")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(handled.c.id)).scalars().all() == ["t-1"]
+    assert queue_depth(amqp_uri, dead_letter_queue_name("flaky")) == 0
+
+
+def test_dlq_cli_lists_and_replays_one_message_by_id(amqp_uri, tmp_path, container_factory):
+    STATE.update(fail=True, attempts=0)
+    config = base_config(amqp_uri, tmp_path, RETRY_DELAYS_MS=[])
+    flaky_metadata.create_all(make_engine(config, "flaky"))
+    declare_topology(amqp_uri, [FlakyService], [])
+    container = container_factory(FlakyService, config)
+    container.start()
+    for thing in ("a", "b"):
+        get_publisher(amqp_uri).publish_json("source.events", "thing_happened", {"id": thing})
+    wait_for(lambda: queue_depth(amqp_uri, dead_letter_queue_name("flaky")) == 2, timeout=15)
+
+    path = tmp_path / "cli.yaml"
+    path.write_text(yaml.safe_dump({"AMQP_URI": amqp_uri, "LOG_LEVEL": "WARNING"}))
+    cli = [str(REPO / ".venv/bin/crmhub"), "dlq"]
+    listed = subprocess.run(cli + ["list", "--config", str(path), "--service", "flaky", "--json"],
+                            capture_output=True, text=True, check=True)
+    letters = json.loads(listed.stdout)
+    assert [letter["body"]["id"] for letter in letters] == ["a", "b"]
+
+    STATE["fail"] = False
+    wanted = next(letter["message_id"] for letter in letters if letter["body"]["id"] == "b")
+    with entrypoint_waiter(container, "on_thing", timeout=10):
+        out = subprocess.run(cli + ["replay", "--config", str(path), "--service", "flaky",
+                                    "--id", wanted], capture_output=True, text=True, check=True)
+    assert "replayed 1" in out.stdout
+    remaining = list_dead_letters(amqp_uri, ["flaky"])
+    assert [letter["body"]["id"] for letter in remaining] == ["a"]
+
+
+def test_events_published_before_the_consumer_ever_ran_are_not_lost(
+        amqp_uri, tmp_path, container_factory):
+    config = base_config(amqp_uri, tmp_path)
+    upgrade(config, "contacts")
+    declare_topology(amqp_uri, [ContactsService], config["RETRY_DELAYS_MS"])
+    get_publisher(amqp_uri).publish_json("gateway.events", "form_submitted",
+                                         form_event("+79161234567"))
+    queue = handler_queue_name("gateway", "form_submitted", "contacts", "on_form_submitted")
+    assert queue_depth(amqp_uri, queue) == 1
+
+    container = container_factory(ContactsService, config)
+    with entrypoint_waiter(container, "on_form_submitted", timeout=10):
+        container.start()
+    with make_engine(config, "contacts").connect() as conn:
+        assert logic.search(conn, phone="89161234567")["total"] == 1
+
+
+def test_redelivered_form_has_no_second_effect(amqp_uri, tmp_path, container_factory):
+    config = base_config(amqp_uri, tmp_path)
+    upgrade(config, "contacts")
+    declare_topology(amqp_uri, [ContactsService], config["RETRY_DELAYS_MS"])
+    container = container_factory(ContactsService, config)
+    container.start()
+    event = form_event("+79161234567", key="tilda:777")
+    for _ in range(2):
+        with entrypoint_waiter(container, "on_form_submitted", timeout=10):
+            get_publisher(amqp_uri).publish_json("gateway.events", "form_submitted", event)
+    # A provider retry: same submission id, a new event id.
+    with entrypoint_waiter(container, "on_form_submitted", timeout=10):
+        get_publisher(amqp_uri).publish_json("gateway.events", "form_submitted",
+                                             form_event("+79161234567", key="tilda:777"))
+    with make_engine(config, "contacts").connect() as conn:
+        page = logic.search(conn)
+        assert page["total"] == 1
+        assert len(logic.load_timeline(conn, page["items"][0]["id"])) == 1
+
+
+def test_state_change_events_reach_the_broker_with_the_request_id(
+        amqp_uri, tmp_path, container_factory):
+    config = base_config(amqp_uri, tmp_path)
+    upgrade(config, "contacts")
+    declare_topology(amqp_uri, [ContactsService], config["RETRY_DELAYS_MS"])
+    conn = amqp.Connection(**connection_params(amqp_uri))
+    conn.connect()
+    channel = conn.channel()
+    channel.exchange_declare("contacts.events", "topic", durable=True, auto_delete=False)
+    channel.queue_declare("observer", durable=False, auto_delete=False)
+    channel.queue_bind("observer", "contacts.events", "contact_created")
+
+    container = container_factory(ContactsService, config)
+    container.start()
+    get_publisher(amqp_uri).publish_json("gateway.events", "form_submitted",
+                                         form_event("+79161234567"),
+                                         context={"request_id": "req-42"})
+    message = wait_for(lambda: channel.basic_get("observer", no_ack=True), timeout=10,
+                       message="contact_created published from the outbox")
+    assert message.properties["application_headers"]["nameko.request_id"] == "req-42"
+    event = ContactCreatedSchema().load(json.loads(message.body))
+    assert event["contact"]["phones"][0]["e164"] == "+79161234567"
+    conn.close()
