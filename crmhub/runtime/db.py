@@ -116,10 +116,14 @@ def is_postgres(engine_or_conn) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
 
 
-def insert_ignoring_conflicts(conn, table: sa.Table, rows, index_elements=None):
-    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite; returns rows inserted."""
+def insert_ignoring_conflicts(conn, table: sa.Table, rows, index_elements=None, returning=None):
+    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite. Returns the number of rows
+    inserted, or with ``returning`` (a column) its value for a single inserted row (None if
+    the row already existed)."""
     dialect = postgresql if is_postgres(conn) else sqlite
     stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    if returning is not None:
+        return conn.execute(stmt.returning(returning), rows).scalar()
     return conn.execute(stmt, rows).rowcount
 
 
@@ -131,6 +135,7 @@ class Transaction:
     def __init__(self, conn, db: "ServiceDatabase"):
         self.conn = conn
         self._db = db
+        self._events: list[dict] = []
         self.emitted = 0
 
     def execute(self, *args, **kwargs):
@@ -146,10 +151,15 @@ class Transaction:
 
     def emit(self, event_type: str, payload: dict) -> None:
         """Queue an event (already dumped by its contract schema) for publication on commit."""
-        self.conn.execute(self._db.outbox.insert().values(
-            event_type=event_type, payload=json.dumps(payload),
-            headers=json.dumps(self._db.context), created_at=utcnow()))
+        self._events.append({"event_type": event_type, "payload": json.dumps(payload),
+                             "headers": json.dumps(self._db.context), "created_at": utcnow()})
         self.emitted += 1
+
+    def flush_events(self) -> None:
+        """Write the queued events to the outbox (one statement), inside this transaction."""
+        if self._events:
+            self.conn.execute(self._db.outbox.insert(), self._events)
+            self._events = []
 
 
 class ServiceDatabase:
@@ -167,6 +177,7 @@ class ServiceDatabase:
         with self.engine.begin() as conn:
             tx = Transaction(conn, self)
             yield tx
+            tx.flush_events()
         if tx.emitted and self.relay is not None:
             self.relay.wake()
 

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 from crmhub.runtime.db import Database
 from crmhub.runtime.handlers import declare_topology
 from crmhub.runtime.registry import all_service_classes
+from crmhub.runtime.rpc import unconfirmed_rpc_replies
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +73,7 @@ def ops_app(runner: ServiceRunner):
 
 def run_services(config: dict, service_classes) -> None:
     declare_with_retry(config)
+    unconfirmed_rpc_replies()
     runner = ServiceRunner(config)
     for cls in service_classes:
         runner.add_service(cls)

@@ -64,22 +64,34 @@ def resolve_id(conn, contact_id: str) -> str:
 
 
 def load_contacts(conn, ids: list[str]) -> list[dict]:
-    """Contacts (without timeline) in the order of ``ids``."""
+    """Contacts (without timeline) in the order of ``ids``: two queries, whatever the count."""
     if not ids:
         return []
     rows = {r.id: r for r in conn.execute(sa.select(contacts).where(contacts.c.id.in_(ids)))}
+    # Phones, emails and merged-in ids of all the cards in one round trip.
+    parts = sa.union_all(
+        sa.select(sa.literal("p").label("part"), contact_phones.c.contact_id.label("owner"),
+                  contact_phones.c.e164.label("a"), contact_phones.c.raw.label("b"),
+                  contact_phones.c.extension.label("c"), contact_phones.c.position.label("pos"),
+                  contact_phones.c.id.label("seq"))
+        .where(contact_phones.c.contact_id.in_(ids)),
+        sa.select(sa.literal("e"), contact_emails.c.contact_id, contact_emails.c.email,
+                  sa.null(), sa.null(), contact_emails.c.position, sa.literal(0))
+        .where(contact_emails.c.contact_id.in_(ids)),
+        sa.select(sa.literal("m"), contacts.c.merged_into, contacts.c.id, sa.null(), sa.null(),
+                  sa.literal(0), sa.literal(0))
+        .where(contacts.c.merged_into.in_(ids)),
+    ).subquery()
     phones: dict[str, list] = {i: [] for i in ids}
-    for p in conn.execute(sa.select(contact_phones).where(contact_phones.c.contact_id.in_(ids))
-                          .order_by(contact_phones.c.position, contact_phones.c.id)):
-        phones[p.contact_id].append({"e164": p.e164, "raw": p.raw, "extension": p.extension})
     emails: dict[str, list] = {i: [] for i in ids}
-    for e in conn.execute(sa.select(contact_emails).where(contact_emails.c.contact_id.in_(ids))
-                          .order_by(contact_emails.c.position, contact_emails.c.email)):
-        emails[e.contact_id].append(e.email)
     merged: dict[str, list] = {i: [] for i in ids}
-    for m in conn.execute(sa.select(contacts.c.id, contacts.c.merged_into)
-                          .where(contacts.c.merged_into.in_(ids))):
-        merged[m.merged_into].append(m.id)
+    for part in conn.execute(sa.select(parts).order_by(parts.c.pos, parts.c.seq, parts.c.a)):
+        if part.part == "p":
+            phones[part.owner].append({"e164": part.a, "raw": part.b, "extension": part.c})
+        elif part.part == "e":
+            emails[part.owner].append(part.a)
+        else:
+            merged[part.owner].append(part.a)
     out = []
     for cid in ids:
         row = rows.get(cid)
@@ -153,9 +165,12 @@ def search(conn, q=None, phone=None, limit=50, offset=0, region=DEFAULT_REGION) 
         for term in terms:
             escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(contacts.c.search_text.like(f"%{escaped}%", escape="\\"))
-    total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     ids = [r.id for r in conn.execute(
         query.order_by(contacts.c.updated_at.desc(), contacts.c.id).limit(limit).offset(offset))]
+    if offset == 0 and len(ids) < limit:
+        total = len(ids)  # the page holds everything: no need to count
+    else:
+        total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     return {"items": load_contacts(conn, ids), "total": total, "limit": limit, "offset": offset}
 
 
@@ -181,10 +196,10 @@ def add_timeline_entry(tx, contact_id, kind, title, source_key, occurred_at=None
     values = {"contact_id": contact_id, "kind": kind, "title": title[:500],
               "source_key": source_key[:300], "occurred_at": occurred_at or utcnow(),
               "data": data or {}}
-    if not insert_ignoring_conflicts(tx.conn, timeline, [values], index_elements=["source_key"]):
+    entry_id = insert_ignoring_conflicts(tx.conn, timeline, values, ["source_key"],
+                                         returning=timeline.c.id)
+    if entry_id is None:
         return None
-    entry_id = tx.conn.execute(sa.select(timeline.c.id)
-                               .where(timeline.c.source_key == values["source_key"])).scalar_one()
     entry = {"id": entry_id, **values}
     _emit_timeline(tx, entry)
     return entry

@@ -5,7 +5,6 @@ import json
 
 import prometheus_client
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
 import crmhub
@@ -13,6 +12,7 @@ from crmhub.contracts import contacts as schemas
 from crmhub.contracts.errors import InvalidInput, NotFound
 from crmhub.plugins.api import make_request
 from crmhub.runtime.logs import LogContext
+from crmhub.runtime.rpc import RpcProxy
 from crmhub.runtime.metrics import HTTP_REQUESTS, WEBHOOKS
 from crmhub.services.gateway.auth import authenticate, presented_key, require
 from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events

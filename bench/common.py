@@ -1,0 +1,123 @@
+"""What the benchmarks share: an isolated vhost and database, hub processes, percentiles."""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+import yaml
+
+from crmhub.runtime.db import sqlalchemy_url
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+RABBIT_API = os.environ.get("RABBIT_API", "http://127.0.0.1:15672/api")
+AMQP_BASE = os.environ.get("BENCH_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+API_KEY = "bench-admin-key"
+
+
+def percentile(values, pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(values_s) -> dict:
+    ms = [v * 1000 for v in values_s]
+    return {"count": len(ms), "p50_ms": round(percentile(ms, 50), 2),
+            "p99_ms": round(percentile(ms, 99), 2), "max_ms": round(max(ms), 2) if ms else None,
+            "mean_ms": round(statistics.fmean(ms), 2) if ms else None}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def vhost():
+    name = f"crmhub-bench-{uuid.uuid4().hex[:8]}"
+    auth = ("guest", "guest")
+    requests.put(f"{RABBIT_API}/vhosts/{name}", auth=auth, timeout=10).raise_for_status()
+    requests.put(f"{RABBIT_API}/permissions/{name}/guest", auth=auth, timeout=10,
+                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    try:
+        yield f"{AMQP_BASE}/{name}"
+    finally:
+        requests.delete(f"{RABBIT_API}/vhosts/{name}", auth=auth, timeout=10)
+
+
+@contextlib.contextmanager
+def database():
+    name = f"crmhub_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(sqlalchemy_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = :n"), {"n": name})
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+class HubProcess:
+    """One `crmhub run` process (optionally limited to some services)."""
+
+    def __init__(self, workdir: Path, name: str, config: dict, services=()):
+        self.config = config
+        path = workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        args = [str(REPO / ".venv/bin/crmhub"), "run", "--config", str(path)]
+        for service in services:
+            args += ["--service", service]
+        self.log_path = workdir / f"{name}.log"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.ops_url = f"http://{config['OPS_ADDRESS']}"
+
+    def wait_healthy(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"hub process failed:\n{self.log_path.read_text()[-3000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.ops_url}/health", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        sys.exit(f"hub process not healthy:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def hub_config(amqp_uri: str, database_url: str, workdir: Path, **extra) -> dict:
+    config = {
+        "AMQP_URI": amqp_uri, "DATABASE_URL": database_url, "DATA_DIR": str(workdir / "var"),
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}", "OPS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "API_KEYS": f"{API_KEY}:admin", "LOG_LEVEL": "WARNING", "max_workers": 32,
+        "DB_POOL_SIZE": 20, "DB_MAX_OVERFLOW": 0,
+        "CONNECTORS": {"forms": {"allow_unknown_forms": True, "rate_limit_per_minute": 10**9}},
+    }
+    config.update(extra)
+    return config
