@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 
 from marshmallow import RAISE, Schema, fields, validate
@@ -25,14 +26,21 @@ class EventSchema(Contract):
                                        metadata={"description": "When it happened (UTC)"})
 
 
+@functools.cache
+def instance(schema: type[Schema]) -> Schema:
+    """One shared instance per schema class: building one (nested fields are deep-copied)
+    costs far more than a dump or load, and instances hold no per-call state."""
+    return schema()
+
+
 def new_event(schema: type[EventSchema], **body) -> dict:
     """Build and dump an event of ``schema`` with a fresh id and timestamp."""
     body.setdefault("event_id", uuid.uuid4().hex)
     body.setdefault("occurred_at", dt.datetime.now(dt.timezone.utc))
-    return schema().dump(body)
+    return instance(schema).dump(body)
 
 
 def dumped_event(schema: type[EventSchema], payload: dict) -> dict:
     """Validate a dict-form event by loading it, and return its wire form."""
-    schema_obj = schema()
+    schema_obj = instance(schema)
     return schema_obj.dump(schema_obj.load(payload))

@@ -116,6 +116,14 @@ def is_postgres(engine_or_conn) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
 
 
+def insert_new_rows(conn, table: sa.Table, rows: list[dict], index_elements, *returning):
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING ``returning``: the rows actually inserted."""
+    dialect = postgresql if is_postgres(conn) else sqlite
+    stmt = (dialect.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+            .returning(*returning))
+    return conn.execute(stmt, rows).all() if rows else []
+
+
 def insert_ignoring_conflicts(conn, table: sa.Table, rows, index_elements=None, returning=None):
     """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite. Returns the number of rows
     inserted, or with ``returning`` (a column) its value for a single inserted row (None if
@@ -148,6 +156,19 @@ class Transaction:
         if not inserted:
             INBOX_DUPLICATES.labels(self._db.service).inc()
         return bool(inserted)
+
+    def claim_many(self, keys: list[str]) -> set[str]:
+        """``claim`` for many keys in one statement; returns the keys not handled before."""
+        keys = list(dict.fromkeys(k[:300] for k in keys))
+        if not keys:
+            return set()
+        now = utcnow()
+        claimed = {row.key for row in insert_new_rows(
+            self.conn, self._db.inbox, [{"key": k, "handled_at": now} for k in keys], ["key"],
+            self._db.inbox.c.key)}
+        if len(claimed) < len(keys):
+            INBOX_DUPLICATES.labels(self._db.service).inc(len(keys) - len(claimed))
+        return claimed
 
     def emit(self, event_type: str, payload: dict) -> None:
         """Queue an event (already dumped by its contract schema) for publication on commit."""

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import traceback
+from functools import partial
 
+import eventlet
 import structlog
 from kombu import Exchange, Queue
 from marshmallow import ValidationError
 from nameko.events import EventHandler, get_event_exchange
+from nameko.exceptions import ContainerBeingKilled
+from nameko.messaging import QueueConsumer
 
 from crmhub.contracts.errors import PermanentError
 from crmhub.runtime.messaging import OutgoingMessage, get_publisher
@@ -139,3 +143,78 @@ def declare_topology(amqp_uri: str, service_classes, retry_delays_ms) -> list[st
                 declared.append(queue.name)
         channel.close()
     return declared
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+class BatchQueueConsumer(QueueConsumer):
+    """A consumer connection of its own whose prefetch lets batches fill up (nameko's shared
+    consumer prefetches only ``max_workers`` messages)."""
+
+    @property
+    def prefetch_count(self):
+        return int(self.container.config.get("BATCH_PREFETCH", 1000))
+
+
+class BatchEventHandler(ReliableEventHandler):
+    """Hands the service method a list of payloads: up to ``max_batch`` messages, or what
+    arrived within ``max_wait`` seconds of the first. One worker, so one transaction, per
+    batch, instead of one per message.
+
+    When a batch fails, each of its messages is run again on its own, so only the message at
+    fault goes to retry and the dead-letter queue; the method must therefore be idempotent
+    per message (claim each message's key in the inbox).
+    """
+
+    queue_consumer = BatchQueueConsumer()
+
+    def __init__(self, source_service, event_type, max_batch=200, max_wait=0.02, **kwargs):
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        super().__init__(source_service, event_type, **kwargs)
+
+    def setup(self):
+        super().setup()
+        self._buffer: list = []
+        self._timer = None
+
+    def handle_message(self, body, message):
+        self._buffer.append((body, message))
+        if len(self._buffer) >= self.max_batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = eventlet.spawn_after(self.max_wait, self._flush)
+
+    def _flush(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._buffer = self._buffer, []
+        if batch:
+            self._spawn(batch)
+
+    def _spawn(self, batch):
+        context = self.unpack_message_headers(batch[0][1])
+        try:
+            self.container.spawn_worker(self, ([body for body, _ in batch],), {},
+                                        context_data=context,
+                                        handle_result=partial(self._batch_done, batch))
+        except ContainerBeingKilled:
+            for _, message in batch:
+                self.queue_consumer.requeue_message(message)
+
+    def _batch_done(self, batch, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:
+            for _, message in batch:
+                self.queue_consumer.ack_message(message)
+        elif len(batch) == 1:
+            self.handle_message_processed(batch[0][1], result, exc_info)
+        else:
+            log.warning("batch failed, running its messages one by one", size=len(batch),
+                        error=repr(exc_info[1]), queue=self.queue.name)
+            for item in batch:
+                self._spawn([item])
+        return result, exc_info
+
+
+batch_handler = BatchEventHandler.decorator

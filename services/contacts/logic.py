@@ -17,7 +17,7 @@ from crmhub.contracts.contacts import (ContactCreatedSchema, ContactsMergedSchem
                                        ContactUpdatedSchema, TimelineEntryAddedSchema)
 from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
 from crmhub.contracts.phones import DEFAULT_REGION, normalize
-from crmhub.runtime.db import insert_ignoring_conflicts, utcnow
+from crmhub.runtime.db import insert_ignoring_conflicts, insert_new_rows, utcnow
 from crmhub.services.contacts.models import contact_emails, contact_phones, contacts, timeline
 
 TIMELINE_LIMIT = 200
@@ -427,11 +427,129 @@ def ingest_form(tx, event: dict, region=DEFAULT_REGION) -> dict | None:
     cid, created = upsert_by_identity(tx, person.get("name"), person.get("company"),
                                       person.get("phones") or [], person.get("emails") or [],
                                       source, region, cause=key)
-    form_name = event.get("form_name") or event["form"]
-    add_timeline_entry(
-        tx, cid, "form_submitted", f"Form «{form_name}» submitted", key,
-        occurred_at=event["received_at"],
-        data={"connector": event["connector"], "form": event["form"], "form_name": form_name,
-              "message": event.get("message"), "fields": event.get("fields") or {},
-              "tracking": event.get("tracking") or {}, "contact": person})
+    data = _form_entry_data(event)
+    add_timeline_entry(tx, cid, "form_submitted", f"Form «{data['form_name']}» submitted", key,
+                       occurred_at=event["received_at"], data=data)
     return {"contact_id": cid, "created": created}
+
+
+class ConcurrentClaim(Exception):
+    """A phone or email of the batch was claimed by a concurrent transaction meanwhile."""
+
+
+def ingest_forms(tx, events: list[dict], region=DEFAULT_REGION) -> list[dict]:
+    """``ingest_form`` for a batch, in a fixed number of statements for new cards.
+
+    Raises ConcurrentClaim when another transaction took one of the batch's phones or emails
+    in the meantime: the caller rolls back and ingests the events one by one instead.
+    """
+    keys = [f"form:{e['idempotency_key']}" for e in events]
+    claimed = tx.claim_many(keys)
+    fresh, seen = [], set()
+    for key, event in zip(keys, events):
+        if key in claimed and key not in seen:
+            seen.add(key)
+            person = event["contact"]
+            fresh.append((key, event, _normalize_phones(person.get("phones") or [], region),
+                          list(dict.fromkeys(e.lower() for e in person.get("emails") or []))))
+    if not fresh:
+        return []
+    by_phone = dict(tx.execute(sa.select(contact_phones.c.e164, contact_phones.c.contact_id).where(
+        contact_phones.c.e164.in_({p["e164"] for *_, phones, _ in fresh for p in phones
+                                   if p["e164"]}))).all())
+    by_email = dict(tx.execute(sa.select(contact_emails.c.email, contact_emails.c.contact_id).where(
+        contact_emails.c.email.in_({m for *_, emails in fresh for m in emails}))).all())
+    existing = set(by_phone.values()) | set(by_email.values())
+    new_cards: dict[str, dict] = {}
+    phone_rows, email_rows, touched, plan = [], [], {}, []
+    now = utcnow()
+    for key, event, phones, emails in fresh:
+        person = event["contact"]
+        cid = next((by_phone[p["e164"]] for p in phones if p["e164"] in by_phone), None) \
+            or next((by_email[m] for m in emails if m in by_email), None)
+        created = cid is None
+        if created:
+            cid = new_id()
+            new_cards[cid] = {
+                "id": cid, "kind": "person", "name": person.get("name"),
+                "company": person.get("company"), "phones": [], "emails": [],
+                "source": {"channel": "form", "connector": event["connector"],
+                           "form": event["form"], "tracking": event.get("tracking") or {}},
+                "manager": None, "tags": [], "custom_fields": {}, "created_at": now,
+                "updated_at": now, "merged_ids": []}
+        card = new_cards.get(cid)
+        for phone in phones:
+            if phone["e164"] is None or phone["e164"] not in by_phone:
+                if phone["e164"]:
+                    by_phone[phone["e164"]] = cid
+                phone_rows.append({"contact_id": cid, "e164": phone["e164"],
+                                   "raw": phone["raw"][:64], "extension": phone["extension"],
+                                   "position": len(card["phones"]) if card else 100})
+                if card:
+                    card["phones"].append(phone)
+                else:
+                    touched.setdefault(cid, set()).add("phones")
+        for email in emails:
+            if email not in by_email:
+                by_email[email] = cid
+                email_rows.append({"contact_id": cid, "email": email,
+                                   "position": len(card["emails"]) if card else 100})
+                if card:
+                    card["emails"].append(email)
+                else:
+                    touched.setdefault(cid, set()).add("emails")
+        if card is None and cid in existing and (person.get("name") or person.get("company")):
+            touched.setdefault(cid, set()).add("fill")
+        plan.append((key, event, cid, created))
+
+    if new_cards:
+        tx.execute(contacts.insert(), [{
+            "id": c["id"], "kind": "person", "name": c["name"], "company": c["company"],
+            "manager": None, "source": c["source"], "tags": [], "custom_fields": {},
+            "search_text": search_text(c["name"], c["company"], c["emails"], c["phones"]),
+            "created_at": now, "updated_at": now} for c in new_cards.values()])
+    valid_phones = [r for r in phone_rows if r["e164"]]
+    if valid_phones and insert_ignoring_conflicts(tx.conn, contact_phones, valid_phones,
+                                                  ["e164"]) < len(valid_phones):
+        raise ConcurrentClaim("a phone of this batch was claimed concurrently")
+    if len(valid_phones) < len(phone_rows):
+        tx.execute(contact_phones.insert(), [r for r in phone_rows if not r["e164"]])
+    if email_rows and insert_ignoring_conflicts(tx.conn, contact_emails, email_rows,
+                                                ["email"]) < len(email_rows):
+        raise ConcurrentClaim("an email of this batch was claimed concurrently")
+
+    for card in new_cards.values():
+        tx.emit(ev.CONTACT_CREATED, new_event(ContactCreatedSchema, contact=card, cause="form"))
+    for cid, what in touched.items():
+        _fill_existing(tx, cid, what, [e for _, e, c, _ in plan if c == cid])
+
+    entries = [{"contact_id": cid, "kind": "form_submitted",
+                "title": f"Form «{event.get('form_name') or event['form']}» submitted"[:500],
+                "source_key": key, "occurred_at": event["received_at"],
+                "data": _form_entry_data(event)} for key, event, cid, _ in plan]
+    ids = {row.source_key: row.id for row in insert_new_rows(
+        tx.conn, timeline, entries, ["source_key"], timeline.c.id, timeline.c.source_key)}
+    for entry in entries:
+        if entry["source_key"] in ids:
+            _emit_timeline(tx, {"id": ids[entry["source_key"]], **entry})
+    return [{"contact_id": cid, "created": created} for _, _, cid, created in plan]
+
+
+def _fill_existing(tx, cid, what, events):
+    """An existing card got phones or emails from forms; fill its empty name and company."""
+    changed = sorted(what - {"fill"})
+    current = load_contacts(tx.conn, [cid])[0]
+    for field in ("name", "company"):
+        value = next((e["contact"].get(field) for e in events if e["contact"].get(field)), None)
+        if value and not current[field]:
+            tx.execute(contacts.update().where(contacts.c.id == cid).values({field: value}))
+            changed.append(field)
+    if changed:
+        _emit_updated(tx, _refresh_search_text(tx, cid), changed)
+
+
+def _form_entry_data(event) -> dict:
+    form_name = event.get("form_name") or event["form"]
+    return {"connector": event["connector"], "form": event["form"], "form_name": form_name,
+            "message": event.get("message"), "fields": event.get("fields") or {},
+            "tracking": event.get("tracking") or {}, "contact": event["contact"]}

@@ -5,10 +5,11 @@ from nameko.rpc import rpc
 
 from crmhub.contracts import contacts as schemas
 from crmhub.contracts import events as ev
+from crmhub.contracts.base import instance
 from crmhub.contracts.errors import CrmhubError, InvalidInput
 from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.runtime.db import Database
-from crmhub.runtime.handlers import reliable_handler
+from crmhub.runtime.handlers import batch_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.service import region
 from crmhub.services.contacts import logic
@@ -17,9 +18,9 @@ from crmhub.services.contacts.models import metadata
 EXPECTED = (CrmhubError,)
 
 
-def _load(schema_cls, payload, **kwargs):
+def _load(schema_cls, payload):
     try:
-        return schema_cls(**kwargs).load(payload or {})
+        return instance(schema_cls).load(payload or {})
     except ValidationError as exc:
         raise InvalidInput("invalid input", exc.messages) from None
 
@@ -36,12 +37,12 @@ class ContactsService:
         params = _load(schemas.ContactQuerySchema, query)
         with self.db.connect() as conn:
             page = logic.search(conn, region=region(self.config), **params)
-        return schemas.ContactPageSchema().dump(page)
+        return instance(schemas.ContactPageSchema).dump(page)
 
     @rpc(expected_exceptions=EXPECTED)
     def get(self, contact_id):
         with self.db.connect() as conn:
-            return schemas.CardSchema().dump(logic.load_card(conn, str(contact_id)))
+            return instance(schemas.CardSchema).dump(logic.load_card(conn, str(contact_id)))
 
     @rpc(expected_exceptions=EXPECTED)
     def create(self, data, cause="api"):
@@ -64,8 +65,15 @@ class ContactsService:
             contact_id = logic.merge_contacts(tx, request["source_id"], request["target_id"])["id"]
         return self.get(contact_id)
 
-    @reliable_handler("gateway", ev.FORM_SUBMITTED)
-    def on_form_submitted(self, payload):
-        event = FormSubmittedSchema().load(payload)
-        with self.db.transaction() as tx:
-            logic.ingest_form(tx, event, region(self.config))
+    @batch_handler("gateway", ev.FORM_SUBMITTED)
+    def on_form_submitted(self, payloads):
+        schema = instance(FormSubmittedSchema)
+        events = [schema.load(payload) for payload in payloads]
+        try:
+            with self.db.transaction() as tx:
+                logic.ingest_forms(tx, events, region(self.config))
+        except logic.ConcurrentClaim:
+            # Lost a race for a phone or email: one transaction per form resolves it.
+            for event in events:
+                with self.db.transaction() as tx:
+                    logic.ingest_form(tx, event, region(self.config))

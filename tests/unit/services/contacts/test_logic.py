@@ -177,3 +177,63 @@ def test_a_rolled_back_change_publishes_nothing(db):
     with db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 0
         assert logic.search(conn)["total"] == 0
+
+
+def ingest_batch(db, events):
+    with db.transaction() as tx:
+        return logic.ingest_forms(tx, events)
+
+
+def test_a_batch_dedupes_within_itself_and_against_stored_cards(db):
+    known = ingest(db, form_event(phone="+79160000001", name=None))["contact_id"]
+    batch = [
+        form_event(phone="8 916 000-00-01", name="Known now named"),   # existing card
+        form_event(phone="+7 903 111-22-33", name="New"),              # new card
+        form_event(phone="79031112233", email="new@example.com"),      # same new card
+        form_event(email="NEW@example.com"),                           # same, by email
+        form_event(phone="+79035550000", email="other@example.com", name="Other"),
+    ]
+    batch.append(batch[1])  # the same submission twice in one batch
+    results = ingest_batch(db, batch)
+    assert len(results) == 5
+    assert results[0] == {"contact_id": known, "created": False}
+    assert results[1]["created"] and not results[2]["created"] and not results[3]["created"]
+    assert results[1]["contact_id"] == results[2]["contact_id"] == results[3]["contact_id"]
+    assert results[4]["created"] and results[4]["contact_id"] != results[1]["contact_id"]
+    assert card(db, known)["name"] == "Known now named"
+    new = card(db, results[1]["contact_id"])
+    assert [p["e164"] for p in new["phones"]] == ["+79031112233"]
+    assert new["emails"] == ["new@example.com"]
+    assert len(new["timeline"]) == 3
+    with db.connect() as conn:
+        assert logic.search(conn)["total"] == 3
+        assert logic.search(conn, q="named")["items"][0]["id"] == known
+    assert ingest_batch(db, batch) == []  # redelivered batch: nothing happens
+
+
+def test_a_batch_emits_the_same_contract_events_as_single_ingest(db):
+    ingest_batch(db, [form_event(phone="+79161234567"), form_event(phone="+79161234568")])
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(outbox.c.event_type, outbox.c.payload)
+                            .order_by(outbox.c.id)).all()
+    assert sorted(r.event_type for r in rows) == ["contact_created"] * 2 + ["timeline_entry_added"] * 2
+    for row in rows:
+        spec(row.event_type).schema().load(json.loads(row.payload))
+
+
+def test_a_batch_that_loses_a_race_for_a_phone_reports_it(db):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serializes writers: no concurrent claims")
+    first = db.engine.connect()
+    tx = first.begin()
+    first.execute(sa.text("INSERT INTO contact_phones (contact_id, e164, raw, position) "
+                          "VALUES ('other', '+79161234567', 'x', 0)"))
+
+    def commit_soon():
+        eventlet.sleep(0.2)
+        tx.commit()
+
+    eventlet.spawn(commit_soon)
+    with pytest.raises(logic.ConcurrentClaim):
+        ingest_batch(db, [form_event(phone="+79161234567")])
+    first.close()
