@@ -16,6 +16,8 @@ import structlog
 import structlog.tracebacks
 from nameko.extensions import DependencyProvider
 
+from crmhub.runtime.metrics import WORKER_SECONDS
+
 SHARED_PROCESSORS = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -103,8 +105,12 @@ class LogContext(DependencyProvider):
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         started = self._started.pop(worker_ctx, None)
-        duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+        seconds = time.perf_counter() - started if started else 0.0
+        duration_ms = round(seconds * 1000, 2)
         log = structlog.get_logger("crmhub.worker")
+        outcome = "ok" if exc_info is None else type(exc_info[1]).__name__
+        WORKER_SECONDS.labels(worker_ctx.service_name, worker_ctx.entrypoint.method_name,
+                              outcome).observe(seconds)
         if exc_info is None:
             log.debug("worker done", duration_ms=duration_ms)
         else:

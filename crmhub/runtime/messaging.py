@@ -77,6 +77,7 @@ class ConfirmingPublisher:
         self._thread = None
         self._lock = threading.Lock()
         self._conn = None
+        self._channel = None
 
     # -- caller side -----------------------------------------------------------------------
     def publish_json(self, exchange: str, routing_key: str, payload, context: dict | None = None,
@@ -117,20 +118,7 @@ class ConfirmingPublisher:
         if self._thread is not None:
             self._thread.kill()
             self._thread = None
-        if self._conn is not None:
-            try:
-                self._conn.collect()
-            except Exception:  # noqa: BLE001 - closing a possibly broken socket
-                pass
-            self._conn = None
-
-    def _connect(self):
-        conn = amqp.Connection(**connection_params(self.amqp_uri))
-        conn.connect()
-        channel = conn.channel()
-        channel.confirm_select()
-        self._conn = conn
-        return conn, channel
+        self._drop_connection()
 
     def _run(self):
         backoff = 0.2
@@ -153,17 +141,22 @@ class ConfirmingPublisher:
                 backoff = min(backoff * 2, 5.0)
 
     def _conn_channel(self):
+        """The open connection and its confirm-mode channel, (re)connecting if needed."""
         if self._conn is None or not self._conn.connected:
             self._drop_connection()
-            self._conn_and_channel = self._connect()
-        return self._conn_and_channel
+            conn = amqp.Connection(**connection_params(self.amqp_uri))
+            conn.connect()
+            channel = conn.channel()
+            channel.confirm_select()
+            self._conn, self._channel = conn, channel
+        return self._conn, self._channel
 
     def _drop_connection(self):
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
                 conn.collect()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - releasing a possibly broken socket
                 pass
 
     def _publish_batch(self, conn, channel, batch):

@@ -18,5 +18,5 @@ OUTBOX_BACKLOG = Gauge("crmhub_outbox_backlog", "Outbox rows not yet published (
                        ["service"])
 WEBHOOKS = Counter("crmhub_webhooks_total", "Webhook requests by connector and HTTP status",
                    ["connector", "status"])
-HTTP_REQUESTS = Counter("crmhub_http_requests_total", "Gateway HTTP requests",
-                        ["route", "method", "status"])
+HTTP_REQUESTS = Counter("crmhub_http_requests_total", "Gateway HTTP requests by entrypoint",
+                        ["entrypoint", "method", "status"])

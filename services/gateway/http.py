@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from crmhub.contracts.errors import CrmhubError
 from crmhub.plugins.api import WebhookError
 from crmhub.runtime.messaging import PublishError
+from crmhub.runtime.metrics import HTTP_REQUESTS
 
 log = structlog.get_logger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -63,6 +64,7 @@ class JsonHttpHandler(HttpRequestHandler):
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
             response = self.response_from_exception(exc)
         response.headers[REQUEST_ID_HEADER] = request_id
+        HTTP_REQUESTS.labels(self.method_name, request.method, str(response.status_code)).inc()
         return response
 
     def response_from_result(self, result):
