@@ -145,6 +145,7 @@ class Transaction:
         self._db = db
         self._events: list[dict] = []
         self.emitted = 0
+        self.request_id: str | None = None
 
     def execute(self, *args, **kwargs):
         return self.conn.execute(*args, **kwargs)
@@ -170,10 +171,14 @@ class Transaction:
             INBOX_DUPLICATES.labels(self._db.service).inc(len(keys) - len(claimed))
         return claimed
 
-    def emit(self, event_type: str, payload: dict) -> None:
-        """Queue an event (already dumped by its contract schema) for publication on commit."""
+    def emit(self, event_type: str, payload: dict, request_id: str | None = None) -> None:
+        """Queue an event (already dumped by its contract schema) for publication on commit.
+        ``request_id`` (or ``self.request_id``) overrides the worker's: a batch worker serves
+        the requests of many messages."""
+        request_id = request_id or self.request_id
+        context = {**self._db.context, "request_id": request_id} if request_id else self._db.context
         self._events.append({"event_type": event_type, "payload": json.dumps(payload),
-                             "headers": json.dumps(self._db.context), "created_at": utcnow()})
+                             "headers": json.dumps(context), "created_at": utcnow()})
         self.emitted += 1
 
     def flush_events(self) -> None:

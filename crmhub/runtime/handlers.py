@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import traceback
 from functools import partial
+from typing import NamedTuple
 
 import eventlet
 import structlog
@@ -147,6 +148,13 @@ def declare_topology(amqp_uri: str, service_classes, retry_delays_ms) -> list[st
 
 # -- batches -----------------------------------------------------------------------------------
 
+class Delivery(NamedTuple):
+    """One message of a batch: its payload and the request id it arrived with."""
+
+    payload: dict
+    request_id: str | None
+
+
 class BatchQueueConsumer(QueueConsumer):
     """A consumer connection of its own whose prefetch lets batches fill up (nameko's shared
     consumer prefetches only ``max_workers`` messages)."""
@@ -157,7 +165,7 @@ class BatchQueueConsumer(QueueConsumer):
 
 
 class BatchEventHandler(ReliableEventHandler):
-    """Hands the service method a list of payloads: up to ``max_batch`` messages, or what
+    """Hands the service method a list of ``Delivery``: up to ``max_batch`` messages, or what
     arrived within ``max_wait`` seconds of the first. One worker, so one transaction, per
     batch, instead of one per message.
 
@@ -194,10 +202,13 @@ class BatchEventHandler(ReliableEventHandler):
             self._spawn(batch)
 
     def _spawn(self, batch):
-        context = self.unpack_message_headers(batch[0][1])
+        contexts = [self.unpack_message_headers(message) for _, message in batch]
+        deliveries = [Delivery(body, ctx.get("request_id")) for (body, _), ctx in zip(batch, contexts)]
+        # The worker's own context: the request id only when the whole batch shares it.
+        shared = {d.request_id for d in deliveries}
+        context = contexts[0] if len(shared) == 1 else {}
         try:
-            self.container.spawn_worker(self, ([body for body, _ in batch],), {},
-                                        context_data=context,
+            self.container.spawn_worker(self, (deliveries,), {}, context_data=context,
                                         handle_result=partial(self._batch_done, batch))
         except ContainerBeingKilled:
             for _, message in batch:

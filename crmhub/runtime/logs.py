@@ -101,6 +101,11 @@ class LogContext(DependencyProvider):
             call_id=worker_ctx.call_id,
             request_id=worker_ctx.data.get("request_id"),
         )
+        if getattr(worker_ctx.entrypoint, "max_batch", None):
+            # A batch worker serves the requests of all its messages.
+            structlog.contextvars.bind_contextvars(
+                request_ids=sorted({d.request_id for d in worker_ctx.args[0] if d.request_id}),
+                batch_size=len(worker_ctx.args[0]))
         self._started[worker_ctx] = time.perf_counter()
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):

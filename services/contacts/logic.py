@@ -413,11 +413,12 @@ def upsert_by_identity(tx, name, company, raw_phones, emails, source, region, ca
     return cid, False
 
 
-def ingest_form(tx, event: dict, region=DEFAULT_REGION) -> dict | None:
+def ingest_form(tx, event: dict, region=DEFAULT_REGION, request_id=None) -> dict | None:
     """A form submission becomes a card (found or created) with a "form submitted" entry.
 
     Returns ``{"contact_id", "created"}``, or None for a submission already ingested.
     """
+    tx.request_id = request_id
     key = f"form:{event['idempotency_key']}"
     if not tx.claim(key):
         return None
@@ -437,18 +438,20 @@ class ConcurrentClaim(Exception):
     """A phone or email of the batch was claimed by a concurrent transaction meanwhile."""
 
 
-def ingest_forms(tx, events: list[dict], region=DEFAULT_REGION) -> list[dict]:
-    """``ingest_form`` for a batch, in a fixed number of statements for new cards.
+def ingest_forms(tx, events: list[tuple[dict, str | None]], region=DEFAULT_REGION) -> list[dict]:
+    """``ingest_form`` for a batch of (event, request id), in a fixed number of statements for
+    new cards; each emitted event carries the request id of the submission behind it.
 
     Raises ConcurrentClaim when another transaction took one of the batch's phones or emails
     in the meantime: the caller rolls back and ingests the events one by one instead.
     """
-    keys = [f"form:{e['idempotency_key']}" for e in events]
+    keys = [f"form:{e['idempotency_key']}" for e, _ in events]
     claimed = tx.claim_many(keys)
-    fresh, seen = [], set()
-    for key, event in zip(keys, events):
+    fresh, seen, request_ids = [], set(), {}
+    for key, (event, request_id) in zip(keys, events):
         if key in claimed and key not in seen:
             seen.add(key)
+            request_ids[key] = request_id
             person = event["contact"]
             fresh.append((key, event, _normalize_phones(person.get("phones") or [], region),
                           list(dict.fromkeys(e.lower() for e in person.get("emails") or []))))
@@ -470,13 +473,13 @@ def ingest_forms(tx, events: list[dict], region=DEFAULT_REGION) -> list[dict]:
         created = cid is None
         if created:
             cid = new_id()
-            new_cards[cid] = {
+            new_cards[cid] = {"request_id": request_ids[key], **{
                 "id": cid, "kind": "person", "name": person.get("name"),
                 "company": person.get("company"), "phones": [], "emails": [],
                 "source": {"channel": "form", "connector": event["connector"],
                            "form": event["form"], "tracking": event.get("tracking") or {}},
                 "manager": None, "tags": [], "custom_fields": {}, "created_at": now,
-                "updated_at": now, "merged_ids": []}
+                "updated_at": now, "merged_ids": []}}
         card = new_cards.get(cid)
         for phone in phones:
             if phone["e164"] is None or phone["e164"] not in by_phone:
@@ -519,8 +522,11 @@ def ingest_forms(tx, events: list[dict], region=DEFAULT_REGION) -> list[dict]:
         raise ConcurrentClaim("an email of this batch was claimed concurrently")
 
     for card in new_cards.values():
-        tx.emit(ev.CONTACT_CREATED, new_event(ContactCreatedSchema, contact=card, cause="form"))
+        request_id = card.pop("request_id")
+        tx.emit(ev.CONTACT_CREATED, new_event(ContactCreatedSchema, contact=card, cause="form"),
+                request_id)
     for cid, what in touched.items():
+        tx.request_id = next(request_ids[k] for k, _, c, _ in plan if c == cid)
         _fill_existing(tx, cid, what, [e for _, e, c, _ in plan if c == cid])
 
     entries = [{"contact_id": cid, "kind": "form_submitted",
@@ -531,6 +537,7 @@ def ingest_forms(tx, events: list[dict], region=DEFAULT_REGION) -> list[dict]:
         tx.conn, timeline, entries, ["source_key"], timeline.c.id, timeline.c.source_key)}
     for entry in entries:
         if entry["source_key"] in ids:
+            tx.request_id = request_ids[entry["source_key"]]
             _emit_timeline(tx, {"id": ids[entry["source_key"]], **entry})
     return [{"contact_id": cid, "created": created} for _, _, cid, created in plan]
 

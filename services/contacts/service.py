@@ -66,14 +66,14 @@ class ContactsService:
         return self.get(contact_id)
 
     @batch_handler("gateway", ev.FORM_SUBMITTED)
-    def on_form_submitted(self, payloads):
+    def on_form_submitted(self, deliveries):
         schema = instance(FormSubmittedSchema)
-        events = [schema.load(payload) for payload in payloads]
+        events = [(schema.load(d.payload), d.request_id) for d in deliveries]
         try:
             with self.db.transaction() as tx:
                 logic.ingest_forms(tx, events, region(self.config))
         except logic.ConcurrentClaim:
             # Lost a race for a phone or email: one transaction per form resolves it.
-            for event in events:
+            for event, request_id in events:
                 with self.db.transaction() as tx:
-                    logic.ingest_form(tx, event, region(self.config))
+                    logic.ingest_form(tx, event, region(self.config), request_id)

@@ -142,10 +142,10 @@ class GatewayService(OperatorUi):
         finally:
             WEBHOOKS.labels(connector, str(status)).inc()
 
-    # -- anything else: JSON 404 rather than an HTML page --------------------------------------
-    @http("GET,POST,PUT,PATCH,DELETE", "/api/<path:rest>")
-    def api_not_found(self, request, rest):
-        raise NotFound(f"no API route {request.method} {request.path}")
+    # -- anything else: a JSON 404 rather than werkzeug's HTML page ---------------------------
+    @http("GET,POST,PUT,PATCH,DELETE", "/<path:rest>")
+    def not_found(self, request, rest):
+        raise NotFound(f"no route {request.method} {request.path}")
 
 
 def _webhook_response(result) -> Response:

@@ -14,6 +14,7 @@ from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
 from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.plugins.api import BadPayload, WebhookResult
 from crmhub.runtime.db import Database, ServiceDatabase, make_engine
+from crmhub.runtime.handlers import Delivery
 from crmhub.runtime.migrate import upgrade
 from crmhub.services.contacts.models import metadata
 from crmhub.services.contacts.service import ContactsService
@@ -61,7 +62,7 @@ def test_form_handler_ingests_a_batch(contacts):
     payloads = [new_event(FormSubmittedSchema, idempotency_key=f"forms:t:{i}", connector="forms",
                           form="t", contact={"phones": ["+79160000000"]}, received_at=now)
                 for i in range(3)]
-    contacts.on_form_submitted(payloads)
+    contacts.on_form_submitted([Delivery(p, f"r{i}") for i, p in enumerate(payloads)])
     [card] = contacts.search({})["items"]
     assert len(contacts.get(card["id"])["timeline"]) == 3
 

@@ -181,7 +181,7 @@ def test_a_rolled_back_change_publishes_nothing(db):
 
 def ingest_batch(db, events):
     with db.transaction() as tx:
-        return logic.ingest_forms(tx, events)
+        return logic.ingest_forms(tx, [(e, f"req-{i}") for i, e in enumerate(events)])
 
 
 def test_a_batch_dedupes_within_itself_and_against_stored_cards(db):
@@ -214,11 +214,15 @@ def test_a_batch_dedupes_within_itself_and_against_stored_cards(db):
 def test_a_batch_emits_the_same_contract_events_as_single_ingest(db):
     ingest_batch(db, [form_event(phone="+79161234567"), form_event(phone="+79161234568")])
     with db.connect() as conn:
-        rows = conn.execute(sa.select(outbox.c.event_type, outbox.c.payload)
-                            .order_by(outbox.c.id)).all()
+        rows = conn.execute(sa.select(outbox).order_by(outbox.c.id)).all()
     assert sorted(r.event_type for r in rows) == ["contact_created"] * 2 + ["timeline_entry_added"] * 2
     for row in rows:
-        spec(row.event_type).schema().load(json.loads(row.payload))
+        event = spec(row.event_type).schema().load(json.loads(row.payload))
+        # Every event carries the request id of the submission behind it.
+        phone = (event["contact"]["phones"][0]["e164"] if "contact" in event
+                 else event["entry"]["data"]["contact"]["phones"][0])
+        expected = "req-0" if phone.endswith("4567") else "req-1"
+        assert json.loads(row.headers)["request_id"] == expected
 
 
 def test_a_batch_that_loses_a_race_for_a_phone_reports_it(db):
