@@ -5,15 +5,11 @@ import contextlib
 import os
 import socket
 import statistics
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import requests
 import sqlalchemy as sa
-import yaml
 
 from crmhub.runtime.db import sqlalchemy_url
 
@@ -73,42 +69,6 @@ def database():
                                  "WHERE datname = :n"), {"n": name})
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
-
-
-class HubProcess:
-    """One `crmhub run` process (optionally limited to some services)."""
-
-    def __init__(self, workdir: Path, name: str, config: dict, services=()):
-        self.config = config
-        path = workdir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        args = [str(REPO / ".venv/bin/crmhub"), "run", "--config", str(path)]
-        for service in services:
-            args += ["--service", service]
-        self.log_path = workdir / f"{name}.log"
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
-        self.ops_url = f"http://{config['OPS_ADDRESS']}"
-
-    def wait_healthy(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"hub process failed:\n{self.log_path.read_text()[-3000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.ops_url}/health", timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.2)
-        sys.exit(f"hub process not healthy:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
 
 
 def hub_config(amqp_uri: str, database_url: str, workdir: Path, **extra) -> dict:

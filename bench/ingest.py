@@ -22,9 +22,10 @@ import pika
 import requests
 import sqlalchemy as sa
 
-from bench.common import HubProcess, database, hub_config, summary_ms, vhost
+from bench.common import database, hub_config, summary_ms, vhost
 from crmhub.runtime.db import sqlalchemy_url
 from crmhub.runtime.migrate import upgrade
+from crmhub.testing import HubProcess
 
 WRK_SCRIPT = r"""
 local threads_made = 0

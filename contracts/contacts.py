@@ -1,16 +1,15 @@
 """Client cards, their timeline, and the contacts service's RPC payloads and events."""
-from marshmallow import fields, validate
-
 from crmhub.contracts.base import Contract, EventSchema
 from crmhub.contracts.tracking import SourceSchema
+from marshmallow import fields, validate
 
 KINDS = ("person", "company")
 NAME = validate.Length(max=300)
 
 
 class PhoneSchema(Contract):
-    e164 = fields.String(allow_none=True,
-                         metadata={"description": "Normalized number, null if the raw text is not a valid number"})
+    e164 = fields.String(allow_none=True, metadata={
+        "description": "Normalized number, null if the raw text is not a valid number"})
     raw = fields.String(required=True, metadata={"description": "The number as it was given"})
     extension = fields.String(allow_none=True)
 
@@ -18,10 +17,12 @@ class PhoneSchema(Contract):
 class TimelineEntrySchema(Contract):
     id = fields.Integer(required=True)
     contact_id = fields.String(required=True)
-    kind = fields.String(required=True, metadata={"description": "form_submitted, note, contact_created, contacts_merged, ..."})
+    kind = fields.String(required=True, metadata={
+        "description": "form_submitted, contact_created, contacts_merged, ..."})
     occurred_at = fields.AwareDateTime(required=True)
     title = fields.String(required=True)
-    source_key = fields.String(required=True, metadata={"description": "Id of the source event; one entry per source event"})
+    source_key = fields.String(required=True, metadata={
+        "description": "Id of the source event; one entry per source event"})
     data = fields.Dict(keys=fields.String(), load_default=dict)
 
 

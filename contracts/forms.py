@@ -1,10 +1,9 @@
 """A website form submission, as every form connector normalizes it."""
 # `fields` is also a field of FormSubmittedSchema, hence the alias.
-from marshmallow import ValidationError, validate, validates_schema
-from marshmallow import fields as mf
-
 from crmhub.contracts.base import Contract, EventSchema
 from crmhub.contracts.tracking import TrackingSchema
+from marshmallow import ValidationError, validate, validates_schema
+from marshmallow import fields as mf
 
 
 class FormContactSchema(Contract):

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from marshmallow import Schema
-
 from crmhub.contracts import contacts
+from marshmallow import Schema
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,18 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from support import (
+    ADMIN_KEY,
+    AMQP_BASE,
+    PG_ADMIN_URL,
+    drop_vhost,
+    fresh_schema,
+    hub_config,
+    make_vhost,
+)
+
 from crmhub.runtime.db import sqlalchemy_url
-import yaml
-from support import AMQP_BASE, PG_ADMIN_URL, Hub, drop_vhost, fresh_schema, hub_config, make_vhost
+from crmhub.testing import HubProcess
 
 
 @pytest.fixture
@@ -64,10 +73,7 @@ def start_hub(tmp_path, amqp_uri):
 
     def start(database_url="", services=(), name="hub", **extra):
         config = hub_config(tmp_path, amqp_uri, database_url, **extra)
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        hub = Hub(path, config["WEB_SERVER_ADDRESS"], config["OPS_ADDRESS"],
-                  tmp_path / f"{name}.log", services)
+        hub = HubProcess(tmp_path, name, config, services, migrate=True, api_key=ADMIN_KEY)
         hubs.append(hub)
         return hub.wait_healthy()
 

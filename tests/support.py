@@ -1,15 +1,13 @@
 """Helpers for tests: RabbitMQ vhosts, hub subprocesses, polling. Fixtures live in conftest.py."""
-import json
 import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import requests
 import sqlalchemy as sa
+
 from crmhub.runtime.db import sqlalchemy_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,59 +64,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-class Hub:
-    """A `crmhub run` subprocess and an HTTP client for it."""
-
-    def __init__(self, config_path: Path, web: str, ops: str, log_path: Path, services=()):
-        self.base_url = f"http://{web}"
-        self.ops_url = f"http://{ops}"
-        self.log_path = log_path
-        args = [str(REPO / ".venv/bin/crmhub") if (REPO / ".venv/bin/crmhub").exists()
-                else sys.executable, "run", "--config", str(config_path), "--migrate"]
-        if not args[0].endswith("crmhub"):
-            args[1:1] = ["-m", "crmhub.cli"]
-        for service in services:
-            args += ["--service", service]
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
-
-    def wait_healthy(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hub exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.ops_url}/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"hub not healthy in {timeout}s: {self.log_path.read_text()[-3000:]}")
-
-    def api(self, method, path, **kwargs):
-        return self.session.request(method, self.base_url + path, timeout=10, **kwargs)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-
-    def logs(self) -> list[dict]:
-        lines = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(line))
-            except ValueError:
-                pass
-        return lines
 
 
 def hub_config(tmp_path: Path, amqp_uri: str, database_url: str = "", **extra) -> dict:

@@ -5,8 +5,14 @@ import json
 
 import amqp
 
-from crmhub.runtime.handlers import (ATTEMPT_HEADER, ERROR_HEADER, FAILED_AT_HEADER, ORIGIN_HEADER,
-                                     QUEUE_HEADER, dead_letter_queue_name)
+from crmhub.runtime.handlers import (
+    ATTEMPT_HEADER,
+    ERROR_HEADER,
+    FAILED_AT_HEADER,
+    ORIGIN_HEADER,
+    QUEUE_HEADER,
+    dead_letter_queue_name,
+)
 from crmhub.runtime.messaging import connection_params
 
 
