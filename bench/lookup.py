@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import requests
-from crmhub.services.contacts import logic
 
 from bench.common import API_KEY, database, hub_config, summary_ms, vhost
 from crmhub.runtime.db import make_engine
 from crmhub.runtime.migrate import upgrade
+from crmhub.services.contacts import logic
 from crmhub.testing import HubProcess
 
 FORMATS = ("+7{a}{b}{c}", "8 ({a}) {b}-{c}", "7{a}{b}{c}", "+7 {a} {b} {c}", "8{a}{b}{c}")

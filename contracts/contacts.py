@@ -1,7 +1,8 @@
 """Client cards, their timeline, and the contacts service's RPC payloads and events."""
+from marshmallow import fields, validate
+
 from crmhub.contracts.base import Contract, EventSchema
 from crmhub.contracts.tracking import SourceSchema
-from marshmallow import fields, validate
 
 KINDS = ("person", "company")
 NAME = validate.Length(max=300)

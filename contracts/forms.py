@@ -1,9 +1,10 @@
 """A website form submission, as every form connector normalizes it."""
 # `fields` is also a field of FormSubmittedSchema, hence the alias.
-from crmhub.contracts.base import Contract, EventSchema
-from crmhub.contracts.tracking import TrackingSchema
 from marshmallow import ValidationError, validate, validates_schema
 from marshmallow import fields as mf
+
+from crmhub.contracts.base import Contract, EventSchema
+from crmhub.contracts.tracking import TrackingSchema
 
 
 class FormContactSchema(Contract):

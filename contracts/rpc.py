@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crmhub.contracts import contacts
 from marshmallow import Schema
+
+from crmhub.contracts import contacts
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Where a client came from: UTM tags, click ids, analytics ids, page and referer."""
-from crmhub.contracts.base import Contract
 from marshmallow import fields
+
+from crmhub.contracts.base import Contract
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "utm_id")
 CLICK_ID_KEYS = ("yclid", "gclid", "fbclid")

@@ -16,8 +16,14 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from crmhub.plugins import hookspecs
-from crmhub.plugins.api import (API_VERSION, Connector, UnknownTarget, WebhookError,
-                                WebhookRequest, WebhookResult)
+from crmhub.plugins.api import (
+    API_VERSION,
+    Connector,
+    UnknownTarget,
+    WebhookError,
+    WebhookRequest,
+    WebhookResult,
+)
 
 log = structlog.get_logger(__name__)
 ENTRY_POINT_GROUP = "crmhub.connectors"

@@ -9,6 +9,9 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+
+from crmhub.runtime.db import sqlalchemy_url
+from crmhub.testing import HubProcess
 from support import (
     ADMIN_KEY,
     AMQP_BASE,
@@ -18,9 +21,6 @@ from support import (
     hub_config,
     make_vhost,
 )
-
-from crmhub.runtime.db import sqlalchemy_url
-from crmhub.testing import HubProcess
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import re
 import uuid
 
 import sqlalchemy as sa
+
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import new_event
 from crmhub.contracts.contacts import (
@@ -20,9 +21,8 @@ from crmhub.contracts.contacts import (
 )
 from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
 from crmhub.contracts.phones import DEFAULT_REGION, normalize
-from crmhub.services.contacts.models import contact_emails, contact_phones, contacts, timeline
-
 from crmhub.runtime.db import insert_ignoring_conflicts, insert_new_rows, utcnow
+from crmhub.services.contacts.models import contact_emails, contact_phones, contacts, timeline
 
 TIMELINE_LIMIT = 200
 MAX_MERGE_DEPTH = 20

@@ -1,19 +1,19 @@
 """contacts: client cards, dedupe by phone and email, merges, search and the timeline."""
+from marshmallow import ValidationError
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+
 from crmhub.contracts import contacts as schemas
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance
 from crmhub.contracts.errors import CrmhubError, InvalidInput
 from crmhub.contracts.forms import FormSubmittedSchema
-from crmhub.services.contacts import logic
-from crmhub.services.contacts.models import metadata
-from marshmallow import ValidationError
-from nameko.dependency_providers import Config
-from nameko.rpc import rpc
-
 from crmhub.runtime.db import Database
 from crmhub.runtime.handlers import batch_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.service import region
+from crmhub.services.contacts import logic
+from crmhub.services.contacts.models import metadata
 
 EXPECTED = (CrmhubError,)
 

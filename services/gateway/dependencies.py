@@ -1,12 +1,12 @@
 """IO of the gateway behind small facades: connectors, event publishing, API keys."""
 from __future__ import annotations
 
+from nameko.extensions import DependencyProvider
+
 from crmhub.contracts.base import dumped_event
 from crmhub.contracts.events import spec
 from crmhub.plugins.api import BadPayload
 from crmhub.plugins.host import ConnectorHost
-from nameko.extensions import DependencyProvider
-
 from crmhub.runtime.config import parse_api_keys
 from crmhub.runtime.messaging import event_exchange_name, get_publisher
 

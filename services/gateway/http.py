@@ -6,8 +6,6 @@ import uuid
 from functools import partial
 
 import structlog
-from crmhub.contracts.errors import CrmhubError
-from crmhub.plugins.api import WebhookError
 from eventlet.event import Event
 from marshmallow import ValidationError
 from nameko.exceptions import RemoteError
@@ -15,6 +13,8 @@ from nameko.web.handlers import HttpRequestHandler
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
+from crmhub.contracts.errors import CrmhubError
+from crmhub.plugins.api import WebhookError
 from crmhub.runtime.messaging import PublishError
 from crmhub.runtime.metrics import HTTP_REQUESTS
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 import json
 
 import prometheus_client
+from nameko.dependency_providers import Config
+from werkzeug.wrappers import Response
+
+import crmhub
 from crmhub.contracts import contacts as schemas
 from crmhub.contracts.errors import InvalidInput, NotFound
 from crmhub.plugins.api import make_request
+from crmhub.runtime.logs import LogContext
+from crmhub.runtime.metrics import WEBHOOKS
+from crmhub.runtime.rpc import RpcProxy
 from crmhub.services.gateway.auth import authenticate, presented_key, require
 from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
 from crmhub.services.gateway.http import http, json_response
 from crmhub.services.gateway.openapi import build_spec, operation
 from crmhub.services.gateway.ui import OperatorUi
-from nameko.dependency_providers import Config
-from werkzeug.wrappers import Response
-
-import crmhub
-from crmhub.runtime.logs import LogContext
-from crmhub.runtime.metrics import WEBHOOKS
-from crmhub.runtime.rpc import RpcProxy
 
 WEBHOOK_METHODS = "GET,POST,PUT"
 

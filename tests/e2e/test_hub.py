@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 import yaml
+
 from support import INTEGRATOR_KEY, OPERATOR_KEY, REPO, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres]

@@ -10,14 +10,11 @@ import amqp
 import pytest
 import sqlalchemy as sa
 import yaml
+from nameko.testing.services import entrypoint_waiter
+
 from crmhub.contracts.base import new_event
 from crmhub.contracts.contacts import ContactCreatedSchema
 from crmhub.contracts.forms import FormSubmittedSchema
-from crmhub.services.contacts import logic
-from crmhub.services.contacts.service import ContactsService
-from nameko.testing.services import entrypoint_waiter
-from support import REPO, queue_depth, wait_for
-
 from crmhub.runtime.db import Database, make_engine, reliability_tables
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
 from crmhub.runtime.handlers import (
@@ -28,6 +25,9 @@ from crmhub.runtime.handlers import (
 )
 from crmhub.runtime.messaging import connection_params, get_publisher
 from crmhub.runtime.migrate import upgrade
+from crmhub.services.contacts import logic
+from crmhub.services.contacts.service import ContactsService
+from support import REPO, queue_depth, wait_for
 
 pytestmark = pytest.mark.rabbit
 

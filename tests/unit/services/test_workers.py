@@ -5,21 +5,21 @@ from unittest.mock import Mock
 
 import pytest
 import sqlalchemy as sa
-from crmhub.contracts.base import new_event
-from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
-from crmhub.contracts.forms import FormSubmittedSchema
-from crmhub.plugins.api import BadPayload, WebhookResult
-from crmhub.services.contacts.models import metadata
-from crmhub.services.contacts.service import ContactsService
-from crmhub.services.gateway.dependencies import EventPublisher
-from crmhub.services.gateway.service import GatewayService
 from nameko.containers import ServiceContainer, WorkerContext
 from nameko.testing.services import worker_factory
 from werkzeug.test import EnvironBuilder
 
+from crmhub.contracts.base import new_event
+from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
+from crmhub.contracts.forms import FormSubmittedSchema
+from crmhub.plugins.api import BadPayload, WebhookResult
 from crmhub.runtime.db import Database, ServiceDatabase, make_engine
 from crmhub.runtime.handlers import Delivery
 from crmhub.runtime.migrate import upgrade
+from crmhub.services.contacts.models import metadata
+from crmhub.services.contacts.service import ContactsService
+from crmhub.services.gateway.dependencies import EventPublisher
+from crmhub.services.gateway.service import GatewayService
 
 
 @pytest.fixture

@@ -6,14 +6,14 @@ import uuid
 import eventlet
 import pytest
 import sqlalchemy as sa
+
 from crmhub.contracts.base import new_event
 from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
 from crmhub.contracts.events import spec
 from crmhub.contracts.forms import FormSubmittedSchema
+from crmhub.runtime.db import ServiceDatabase, make_engine
 from crmhub.services.contacts import logic
 from crmhub.services.contacts.models import metadata, outbox
-
-from crmhub.runtime.db import ServiceDatabase, make_engine
 
 
 @pytest.fixture
