@@ -46,11 +46,13 @@ end
 
 
 class TimelineWatcher(threading.Thread):
-    """Notes the moment each timeline entry becomes visible in the database."""
+    """Notes the moment each timeline entry of one phase (``prefix`` of its source key)
+    becomes visible in the database."""
 
-    def __init__(self, engine, interval=0.002):
+    def __init__(self, engine, prefix: str, interval=0.002):
         super().__init__(daemon=True)
         self.engine = engine
+        self.prefix = prefix
         self.interval = interval
         self.seen: dict[str, float] = {}
         self.counts: list[tuple[float, int]] = []
@@ -65,7 +67,8 @@ class TimelineWatcher(threading.Thread):
                 conn.commit()
                 now = time.monotonic()
                 for row in rows:
-                    self.seen.setdefault(row.source_key, now)
+                    if row.source_key.startswith(self.prefix):
+                        self.seen.setdefault(row.source_key, now)
                     self.last_id = row.id
                 self.counts.append((now, len(self.seen)))
                 time.sleep(self.interval)
@@ -75,11 +78,11 @@ class TimelineWatcher(threading.Thread):
         self.join(5)
 
 
-def loss_check(engine, accepted_keys: set[str] | None, accepted_count: int) -> dict:
+def loss_check(engine, prefix: str, accepted_keys: set[str] | None, accepted_count: int) -> dict:
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT source_key, count(*) AS n FROM timeline WHERE kind = 'form_submitted' "
-            "GROUP BY source_key")).all()
+            "AND source_key LIKE :prefix GROUP BY source_key"), {"prefix": prefix + "%"}).all()
     stored = {r.source_key: r.n for r in rows}
     duplicated = sum(1 for n in stored.values() if n > 1)
     result = {"accepted": accepted_count, "stored": len(stored), "duplicated": duplicated}
@@ -91,7 +94,8 @@ def loss_check(engine, accepted_keys: set[str] | None, accepted_count: int) -> d
 
 
 def throughput(base_url: str, engine, duration: int, connections: int) -> dict:
-    watcher = TimelineWatcher(engine, interval=0.05)
+    prefix = "form:forms:bench:w"  # the wrk script's submission ids start with "w"
+    watcher = TimelineWatcher(engine, prefix, interval=0.05)
     watcher.start()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT)
@@ -121,12 +125,13 @@ def throughput(base_url: str, engine, duration: int, connections: int) -> dict:
         "drain_after_load_s": round(max(0.0, done - load_ended), 2),
         "http_latency": re.findall(r"^\s+(50%|99%)\s+(\S+)", out.stdout, re.M),
         "socket_errors": errors.group(1).strip() if errors else "none",
-        "loss": loss_check(engine, None, accepted),
+        "loss": loss_check(engine, prefix, None, accepted),
     }
 
 
 def latency(base_url: str, engine, rate: int, duration: int) -> dict:
-    watcher = TimelineWatcher(engine)
+    prefix = "form:forms:bench:lat-"
+    watcher = TimelineWatcher(engine, prefix)
     watcher.start()
     accepted: dict[str, float] = {}
     failures = []
@@ -161,7 +166,7 @@ def latency(base_url: str, engine, rate: int, duration: int) -> dict:
     return {"rate_per_s": rate, "duration_s": duration,
             "accept_to_readable": summary_ms([max(0.0, v) for v in latencies]),
             "http_failures": len(failures),
-            "loss": loss_check(engine, set(accepted), len(accepted))}
+            "loss": loss_check(engine, prefix, set(accepted), len(accepted))}
 
 
 def broker_baseline(amqp_uri: str, count: int = 20000, confirmed: int = 3000) -> dict:

@@ -38,9 +38,3 @@ def new_event(schema: type[EventSchema], **body) -> dict:
     body.setdefault("event_id", uuid.uuid4().hex)
     body.setdefault("occurred_at", dt.datetime.now(dt.timezone.utc))
     return instance(schema).dump(body)
-
-
-def dumped_event(schema: type[EventSchema], payload: dict) -> dict:
-    """Validate a dict-form event by loading it, and return its wire form."""
-    schema_obj = instance(schema)
-    return schema_obj.dump(schema_obj.load(payload))

@@ -259,22 +259,23 @@ class OutboxRelay:
                 self._wake.clear()
 
     def relay_once(self) -> int:
-        query = sa.select(self.outbox).order_by(self.outbox.c.id).limit(self.BATCH)
+        """Publish one batch: rows are deleted in the same transaction that publishes them,
+        so a failed publish rolls the delete back and the rows stay for the next try."""
+        batch = sa.select(self.outbox.c.id).order_by(self.outbox.c.id).limit(self.BATCH)
         if is_postgres(self.engine):
-            query = query.with_for_update(skip_locked=True)
+            batch = batch.with_for_update(skip_locked=True)
+        claim = (self.outbox.delete().where(self.outbox.c.id.in_(batch.scalar_subquery()))
+                 .returning(self.outbox.c.id, self.outbox.c.event_type, self.outbox.c.payload,
+                            self.outbox.c.headers))
         with self.engine.begin() as conn:
-            rows = conn.execute(query).all()
+            rows = sorted(conn.execute(claim).all(), key=lambda row: row.id)
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
-            messages = [
+            self.publisher.publish_many([
                 self.publisher.message(self.exchange, row.event_type, row.payload.encode(),
                                        json.loads(row.headers or "{}"), mandatory=False)
-                for row in rows
-            ]
-            self.publisher.publish_many(messages, timeout=30)
-            conn.execute(self.outbox.delete().where(
-                self.outbox.c.id.in_([row.id for row in rows])))
+                for row in rows], timeout=30)
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
 

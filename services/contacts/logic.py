@@ -516,13 +516,15 @@ def ingest_forms(tx, events: list[tuple[dict, str | None]], region=DEFAULT_REGIO
             "search_text": search_text(c["name"], c["company"], c["emails"], c["phones"]),
             "created_at": now, "updated_at": now} for c in new_cards.values()])
     valid_phones = [r for r in phone_rows if r["e164"]]
-    if valid_phones and insert_ignoring_conflicts(tx.conn, contact_phones, valid_phones,
-                                                  ["e164"]) < len(valid_phones):
+    # RETURNING keeps these multi-row INSERTs one statement (asking for a rowcount instead
+    # makes the driver run them row by row).
+    if len(insert_new_rows(tx.conn, contact_phones, valid_phones, ["e164"],
+                           contact_phones.c.e164)) < len(valid_phones):
         raise ConcurrentClaim("a phone of this batch was claimed concurrently")
     if len(valid_phones) < len(phone_rows):
         tx.execute(contact_phones.insert(), [r for r in phone_rows if not r["e164"]])
-    if email_rows and insert_ignoring_conflicts(tx.conn, contact_emails, email_rows,
-                                                ["email"]) < len(email_rows):
+    if len(insert_new_rows(tx.conn, contact_emails, email_rows, ["email"],
+                           contact_emails.c.email)) < len(email_rows):
         raise ConcurrentClaim("an email of this batch was claimed concurrently")
 
     for card in new_cards.values():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
 
-from crmhub.contracts.base import dumped_event
+from crmhub.contracts.base import instance
 from crmhub.contracts.events import spec
 from crmhub.plugins.api import BadPayload
 from crmhub.plugins.host import ConnectorHost
@@ -36,13 +36,15 @@ class EventPublisher:
         messages = []
         for event_type, payload in events:
             try:
-                body = dumped_event(spec(event_type).schema, payload)
+                schema = instance(spec(event_type).schema)
             except KeyError as exc:
                 raise BadPayload(str(exc)) from None
-            except Exception as exc:  # marshmallow ValidationError
-                raise BadPayload(f"{event_type}: the submission is incomplete",
-                                 getattr(exc, "messages", str(exc))) from None
-            messages.append(self._publisher.message(self._exchange, event_type, body,
+            # Connectors hand over dumped events (new_event); loading proves the wire form
+            # honours the contract without dumping it a second time.
+            errors = schema.validate(payload)
+            if errors:
+                raise BadPayload(f"{event_type}: the submission is incomplete", errors)
+            messages.append(self._publisher.message(self._exchange, event_type, payload,
                                                     self._context))
         self._publisher.publish_many(messages)
 
