@@ -24,6 +24,8 @@ def main():
     parser.add_argument("--rate", type=int, default=100, help="submissions/s of the latency phase")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--gateways", type=int, nargs="+", default=[1, 2],
+                        help="gateway process counts to measure ingestion with")
     args = parser.parse_args()
     chosen = args.suites or list(SUITES)
     results = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
@@ -31,7 +33,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="crmhub-bench-") as tmp:
         workdir = Path(tmp)
         if "ingest" in chosen:
-            results["ingest"] = ingest.run(workdir, args.duration, args.rate, args.connections)
+            results["ingest"] = [ingest.run(workdir, args.duration, args.rate, args.connections, n)
+                                 for n in args.gateways]
             print(json.dumps({"ingest": results["ingest"]}, indent=2), flush=True)
         if "lookup" in chosen:
             results["lookup"] = lookup.run(workdir, args.contacts)

@@ -22,7 +22,7 @@ import pika
 import requests
 import sqlalchemy as sa
 
-from bench.common import database, hub_config, summary_ms, vhost
+from bench.common import database, free_port, hub_config, summary_ms, vhost
 from crmhub.runtime.db import sqlalchemy_url
 from crmhub.runtime.migrate import upgrade
 from crmhub.testing import HubProcess
@@ -205,21 +205,26 @@ def broker_baseline(amqp_uri: str, count: int = 20000, confirmed: int = 3000) ->
             "publish_confirmed_each_per_s": round(confirmed / confirm_s)}
 
 
-def run(workdir: Path, duration: int = 20, rate: int = 100, connections: int = 64) -> dict:
+def run(workdir: Path, duration: int = 20, rate: int = 100, connections: int = 64,
+        gateways: int = 1) -> dict:
+    """One contacts process and ``gateways`` gateway processes sharing one port (the kernel
+    spreads connections over them: SO_REUSEPORT), as separately scaled containers would."""
     with vhost() as amqp_uri, database() as db_url:
         base = hub_config(amqp_uri, db_url, workdir)
         upgrade(base, "contacts")
-        contacts = HubProcess(workdir, "contacts", {**base, "OPS_ADDRESS": base["OPS_ADDRESS"]},
-                              services=["contacts"])
+        contacts = HubProcess(workdir, "contacts", base, services=["contacts"])
         gateway_config = hub_config(amqp_uri, db_url, workdir)
-        gateway = HubProcess(workdir, "gateway", gateway_config, services=["gateway"])
+        processes = [contacts] + [
+            HubProcess(workdir, f"gateway{i}", {**gateway_config, "OPS_ADDRESS":
+                                                f"127.0.0.1:{free_port()}"}, services=["gateway"])
+            for i in range(gateways)]
         engine = sa.create_engine(sqlalchemy_url(db_url),
                                   connect_args={"options": "-csearch_path=contacts"})
         try:
-            contacts.wait_healthy()
-            gateway.wait_healthy()
+            for process in processes:
+                process.wait_healthy()
             base_url = f"http://{gateway_config['WEB_SERVER_ADDRESS']}"
-            result = {"broker_baseline": broker_baseline(amqp_uri)}
+            result = {"gateway_processes": gateways, "broker_baseline": broker_baseline(amqp_uri)}
             result["latency"] = latency(base_url, engine, rate, duration)
             result["throughput"] = throughput(base_url, engine, duration, connections)
             e2e = result["throughput"]["end_to_end_per_s"]
@@ -227,6 +232,6 @@ def run(workdir: Path, duration: int = 20, rate: int = 100, connections: int = 6
                 e2e / result["broker_baseline"]["publish_and_consume_per_s"], 3)
             return result
         finally:
-            gateway.stop()
-            contacts.stop()
+            for process in processes:
+                process.stop()
             engine.dispose()
