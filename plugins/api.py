@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from werkzeug.datastructures import Headers
 from werkzeug.formparser import parse_form_data
@@ -41,8 +41,16 @@ class WebhookRequest:
     query: dict[str, list[str]]
     body: bytes
     remote_addr: str | None = None
-    url: str = ""
+    # The full URL, for signature schemes that sign it; a callable is resolved on first use
+    # (building the URL costs more than most webhooks need).
+    url_source: str | Callable[[], str] = ""
     _form: dict | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        if callable(self.url_source):
+            self.url_source = self.url_source()
+        return self.url_source
 
     @property
     def content_type(self) -> str:
@@ -173,11 +181,11 @@ class Connector:
 
 
 def make_request(method="POST", path="/", body: bytes | str = b"", headers=None, query=None,
-                 remote_addr="127.0.0.1", url="") -> WebhookRequest:
+                 remote_addr="127.0.0.1", url: str | Callable[[], str] = "") -> WebhookRequest:
     """Build a WebhookRequest (tests, conformance samples, simulators)."""
     if isinstance(body, str):
         body = body.encode()
     return WebhookRequest(method=method, path=path, headers=Headers(headers or {}),
                           query={k: (v if isinstance(v, list) else [v])
                                  for k, v in (query or {}).items()},
-                          body=body, remote_addr=remote_addr, url=url)
+                          body=body, remote_addr=remote_addr, url_source=url)

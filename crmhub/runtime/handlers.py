@@ -165,9 +165,12 @@ class BatchQueueConsumer(QueueConsumer):
 
 
 class BatchEventHandler(ReliableEventHandler):
-    """Hands the service method a list of ``Delivery``: up to ``max_batch`` messages, or what
-    arrived within ``max_wait`` seconds of the first. One worker, so one transaction, per
-    batch, instead of one per message.
+    """Hands the service method a list of ``Delivery``: one worker, so one transaction, per
+    batch of messages instead of one per message.
+
+    Group commit: while fewer than ``max_inflight`` batches run, what has arrived goes out at
+    once (low latency when idle); otherwise messages gather until a batch finishes, the batch
+    is full (``max_batch``) or ``max_wait`` seconds pass (large batches under load).
 
     When a batch fails, each of its messages is run again on its own, so only the message at
     fault goes to retry and the dead-letter queue; the method must therefore be idempotent
@@ -176,22 +179,27 @@ class BatchEventHandler(ReliableEventHandler):
 
     queue_consumer = BatchQueueConsumer()
 
-    def __init__(self, source_service, event_type, max_batch=200, max_wait=0.02, **kwargs):
+    def __init__(self, source_service, event_type, max_batch=200, max_wait=0.05,
+                 max_inflight=1, **kwargs):
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.max_inflight = max_inflight
         super().__init__(source_service, event_type, **kwargs)
 
     def setup(self):
         super().setup()
         self._buffer: list = []
         self._timer = None
+        self._inflight = 0
 
     def handle_message(self, body, message):
         self._buffer.append((body, message))
         if len(self._buffer) >= self.max_batch:
             self._flush()
         elif self._timer is None:
-            self._timer = eventlet.spawn_after(self.max_wait, self._flush)
+            # spawn_after(0) still lets the consumer hand over every message already read.
+            idle = self._inflight < self.max_inflight
+            self._timer = eventlet.spawn_after(0 if idle else self.max_wait, self._flush)
 
     def _flush(self):
         if self._timer is not None:
@@ -207,14 +215,17 @@ class BatchEventHandler(ReliableEventHandler):
         # The worker's own context: the request id only when the whole batch shares it.
         shared = {d.request_id for d in deliveries}
         context = contexts[0] if len(shared) == 1 else {}
+        self._inflight += 1
         try:
             self.container.spawn_worker(self, (deliveries,), {}, context_data=context,
                                         handle_result=partial(self._batch_done, batch))
         except ContainerBeingKilled:
+            self._inflight -= 1
             for _, message in batch:
                 self.queue_consumer.requeue_message(message)
 
     def _batch_done(self, batch, worker_ctx, result=None, exc_info=None):
+        self._inflight -= 1
         if exc_info is None:
             for _, message in batch:
                 self.queue_consumer.ack_message(message)
@@ -225,6 +236,8 @@ class BatchEventHandler(ReliableEventHandler):
                         error=repr(exc_info[1]), queue=self.queue.name)
             for item in batch:
                 self._spawn([item])
+        if self._buffer and self._inflight < self.max_inflight:
+            self._flush()  # what gathered while this batch ran goes now
         return result, exc_info
 
 

@@ -131,7 +131,7 @@ class GatewayService(OperatorUi):
                 method=request.method, path=request.path, body=request.get_data(cache=True),
                 headers=list(request.headers.items()),
                 query={k: request.args.getlist(k) for k in request.args},
-                remote_addr=request.remote_addr, url=request.url)
+                remote_addr=request.remote_addr, url=lambda: request.url)
             connector, result = self.connectors.handle(incoming)
             self.events.publish(result.events)
             status = result.status
