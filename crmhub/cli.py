@@ -85,13 +85,6 @@ def cmd_dlq(args):
     print(f"replayed {total}")
 
 
-def cmd_contracts(args):
-    from crmhub.contracts.jsonschema import export_json_schemas
-
-    for path in export_json_schemas(args.json_schema):
-        print(path)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,9 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", action="append", help="message id to replay (repeatable)")
     p.add_argument("--all", action="store_true", help="replay every dead letter")
     p.add_argument("--json", action="store_true")
-    p = command("contracts", cmd_contracts, "export the contracts", config=False)
-    p.add_argument("--json-schema", required=True, metavar="DIR",
-                   help="write one JSON Schema file per event and RPC payload into DIR")
     return parser
 
 
