@@ -85,6 +85,17 @@ def cmd_dlq(args):
     print(f"replayed {total}")
 
 
+def cmd_contracts(args):
+    from crmhub.contracts.jsonschema import ContractExportError, export_json_schemas
+
+    try:
+        paths = export_json_schemas(args.json_schema)
+    except ContractExportError as exc:
+        raise SystemExit(f"contracts: {exc}") from None
+    for path in paths:
+        print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("declare", cmd_declare, "declare exchanges and queues before services start")
     p = command("connectors", cmd_connectors, "list loaded connectors and their routes")
     p.add_argument("--json", action="store_true")
+    p = command("contracts", cmd_contracts, "export the contracts for other languages", config=False)
+    p.add_argument("--json-schema", metavar="DIR", required=True,
+                   help="write one JSON Schema (draft 2020-12) per event and RPC payload under DIR")
     p = command("dlq", cmd_dlq, "list or replay dead-lettered messages")
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("--service", action="append")
