@@ -37,7 +37,8 @@ test: install services
 test-unit: install
 	$(BIN)/pytest -q tests/unit tests/contracts $(PYTEST_ARGS)
 
-bench: install services
+bench: install
+	@bash deploy/bootstrap-services.sh --no-browser --bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install

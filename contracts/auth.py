@@ -5,6 +5,10 @@ PERMISSIONS = {
     "contacts:read": {"admin", "manager", "operator", "integrator"},
     "contacts:write": {"admin", "manager", "operator", "integrator"},
     "contacts:merge": {"admin", "manager"},
+    "deals:read": {"admin", "manager", "operator", "integrator"},
+    "deals:write": {"admin", "manager", "operator", "integrator"},
+    # Pipelines, templates, managers and lead rules: how the sales process is set up.
+    "deals:configure": {"admin"},
     "ops:read": {"admin"},
 }
 ROLES = {"admin", "manager", "operator", "integrator"}

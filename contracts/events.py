@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crmhub.contracts import contacts, forms
+from crmhub.contracts import contacts, deals, forms
 from crmhub.contracts.base import EventSchema
 
 FORM_SUBMITTED = "form_submitted"
@@ -15,6 +15,15 @@ CONTACT_CREATED = "contact_created"
 CONTACT_UPDATED = "contact_updated"
 CONTACTS_MERGED = "contacts_merged"
 TIMELINE_ENTRY_ADDED = "timeline_entry_added"
+DEAL_CREATED = "deal_created"
+DEAL_UPDATED = "deal_updated"
+DEAL_STAGE_CHANGED = "deal_stage_changed"
+DEAL_WON = "deal_won"
+DEAL_LOST = "deal_lost"
+TASK_CREATED = "task_created"
+TASK_UPDATED = "task_updated"
+TASK_COMPLETED = "task_completed"
+TASK_DUE = "task_due"
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,24 @@ CATALOG: dict[str, EventSpec] = {spec.name: spec for spec in (
               "One card was merged into another; the source id now resolves to the target."),
     EventSpec(TIMELINE_ENTRY_ADDED, "contacts", contacts.TimelineEntryAddedSchema, 1,
               "An entry was appended to a card's timeline."),
+    EventSpec(DEAL_CREATED, "deals", deals.DealCreatedSchema, 1,
+              "A deal was opened for a client (through the API or by a lead rule)."),
+    EventSpec(DEAL_UPDATED, "deals", deals.DealUpdatedSchema, 1,
+              "Fields of a deal changed (title, manager, amount, products)."),
+    EventSpec(DEAL_STAGE_CHANGED, "deals", deals.DealStageChangedSchema, 1,
+              "A deal moved to another stage of its pipeline (forwards or backwards)."),
+    EventSpec(DEAL_WON, "deals", deals.DealClosedSchema, 1,
+              "A deal reached a won stage."),
+    EventSpec(DEAL_LOST, "deals", deals.DealClosedSchema, 1,
+              "A deal reached a lost stage."),
+    EventSpec(TASK_CREATED, "deals", deals.TaskEventSchema, 1,
+              "A task was set for a manager."),
+    EventSpec(TASK_UPDATED, "deals", deals.TaskUpdatedSchema, 1,
+              "A task was renamed, rescheduled, reassigned or marked undone."),
+    EventSpec(TASK_COMPLETED, "deals", deals.TaskEventSchema, 1,
+              "A task was marked done."),
+    EventSpec(TASK_DUE, "deals", deals.TaskEventSchema, 1,
+              "A task fell due: the reminder for its manager (published once per due time)."),
 )}
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from marshmallow import Schema
 
-from crmhub.contracts import contacts
+from crmhub.contracts import contacts, deals
 
 
 @dataclass(frozen=True)
@@ -28,4 +28,39 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "Change some fields of a card."),
     RpcSpec("contacts", "merge", contacts.MergeSchema, contacts.CardSchema,
             "Merge one card into another."),
+    RpcSpec("deals", "list_pipelines", None, deals.PipelineListSchema,
+            "Every pipeline with its stages and managers."),
+    RpcSpec("deals", "get_pipeline", None, deals.PipelineSchema, "A pipeline by id."),
+    RpcSpec("deals", "create_pipeline", deals.PipelineInputSchema, deals.PipelineSchema,
+            "Create a pipeline from ordered stages; Conflict if the id is taken."),
+    RpcSpec("deals", "list_templates", None, deals.TemplateListSchema,
+            "The pipeline templates shipped with crmhub."),
+    RpcSpec("deals", "load_template", None, deals.TemplateLoadedSchema,
+            "Create the pipeline of a template by name; loading it again duplicates nothing."),
+    RpcSpec("deals", "set_pipeline_managers", deals.PipelineManagersSchema, deals.PipelineSchema,
+            "The managers who receive a pipeline's new leads, in turn."),
+    RpcSpec("deals", "list_managers", None, deals.ManagerListSchema, "Every manager."),
+    RpcSpec("deals", "put_manager", deals.ManagerInputSchema, deals.ManagerSchema,
+            "Create or replace a manager by id."),
+    RpcSpec("deals", "search_deals", deals.DealQuerySchema, deals.DealPageSchema,
+            "List deals by pipeline, stage, status, manager or client card."),
+    RpcSpec("deals", "get_deal", None, deals.DealCardSchema,
+            "A deal with its stage history and tasks."),
+    RpcSpec("deals", "create_deal", deals.DealInputSchema, deals.DealCardSchema,
+            "Open a deal for a client card in a pipeline."),
+    RpcSpec("deals", "update_deal", deals.DealPatchSchema, deals.DealCardSchema,
+            "Change the title, manager, amount or products of a deal."),
+    RpcSpec("deals", "move_deal", deals.MoveSchema, deals.DealCardSchema,
+            "Move a deal to a stage of its pipeline; recorded in its history."),
+    RpcSpec("deals", "search_tasks", deals.TaskQuerySchema, deals.TaskPageSchema,
+            "List tasks by manager, state, deal, client card or due time, soonest first."),
+    RpcSpec("deals", "get_task", None, deals.TaskSchema, "A task by id."),
+    RpcSpec("deals", "create_task", deals.TaskInputSchema, deals.TaskSchema,
+            "Set a task for a manager; a reminder fires when it is due."),
+    RpcSpec("deals", "update_task", deals.TaskPatchSchema, deals.TaskSchema,
+            "Rename, reschedule, reassign a task, or mark it done or undone."),
+    RpcSpec("deals", "list_lead_rules", None, deals.LeadRuleListSchema,
+            "The lead rules in force: from the config and from the API."),
+    RpcSpec("deals", "put_lead_rule", deals.LeadRuleInputSchema, deals.LeadRuleSchema,
+            "Create or replace the API lead rule of a connector (and form)."),
 )}

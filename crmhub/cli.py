@@ -96,6 +96,39 @@ def cmd_contracts(args):
         print(path)
 
 
+def cmd_pipelines(args):
+    """Straight to the deals database, like ``migrate``: works whether or not the hub runs."""
+    from crmhub.contracts.errors import CrmhubError
+    from crmhub.runtime.db import ServiceDatabase, make_engine
+    from crmhub.runtime.migrate import upgrade
+    from crmhub.services.deals import logic
+    from crmhub.services.deals.models import metadata
+
+    config = _config(args)
+    upgrade(config, "deals")
+    engine = make_engine(config, "deals")
+    try:
+        db = ServiceDatabase(engine, metadata, "deals")
+        if args.action == "list":
+            with db.connect() as conn:
+                for template in logic.list_templates(conn):
+                    state = "loaded" if template["loaded"] else "not loaded"
+                    print(f"{template['name']:<20} {template['title']} ({state}): "
+                          f"{' → '.join(template['stages'])}")
+            return
+        if not args.name:
+            raise SystemExit("pipelines load: name a template (see `crmhub pipelines list`)")
+        try:
+            with db.transaction() as tx:
+                pipeline, created = logic.load_template(tx, args.name)
+        except CrmhubError as exc:
+            raise SystemExit(f"pipelines load: {exc.message}") from None
+        print(f"{pipeline['id']}: {'loaded' if created else 'already loaded'}, "
+              f"{len(pipeline['stages'])} stages")
+    finally:
+        engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("contracts", cmd_contracts, "export the contracts for other languages", config=False)
     p.add_argument("--json-schema", metavar="DIR", required=True,
                    help="write one JSON Schema (draft 2020-12) per event and RPC payload under DIR")
+    p = command("pipelines", cmd_pipelines, "list the pipeline templates, or load one")
+    p.add_argument("action", choices=["list", "load"])
+    p.add_argument("name", nargs="?", help="template to load, e.g. b2b-sales")
     p = command("dlq", cmd_dlq, "list or replay dead-lettered messages")
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("--service", action="append")

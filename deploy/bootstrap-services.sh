@@ -4,13 +4,15 @@
 # Starts what is installed but stopped; never restarts what already runs. Idempotent.
 #   --broker-only   only RabbitMQ (make run on the embedded SQLite default)
 #   --no-browser    skip Chromium
+#   --bench         also wrk, the HTTP load generator of `make bench`
 set -euo pipefail
 
-want_pg=1 want_browser=1
+want_pg=1 want_browser=1 want_wrk=0
 for arg in "$@"; do
   case "$arg" in
     --broker-only) want_pg=0; want_browser=0 ;;
     --no-browser) want_browser=0 ;;
+    --bench) want_wrk=1 ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -80,7 +82,12 @@ ensure_chromium() {
   say "Chromium ready"
 }
 
+ensure_wrk() {
+  command -v wrk >/dev/null || { say "installing wrk for the benchmarks"; apt_install wrk; }
+}
+
 ensure_rabbitmq
 [ "$want_pg" = 1 ] && ensure_postgres
 [ "$want_browser" = 1 ] && ensure_chromium
+[ "$want_wrk" = 1 ] && ensure_wrk
 exit 0

@@ -50,18 +50,28 @@ def pg_url():
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_config(request, tmp_path):
-    """Config selecting each database backend in turn, with the contacts tables migrated."""
+def migrated_database(request, tmp_path):
+    """``migrated_database(service)``: config selecting each database backend in turn, with
+    the service's tables created afresh."""
     from crmhub.runtime.migrate import upgrade
 
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_url")
-        fresh_schema(url, "contacts")
-        config = {"DATABASE_URL": url, "DATA_DIR": str(tmp_path)}
-    else:
-        config = {"DATABASE_URL": "", "DATA_DIR": str(tmp_path)}
-    upgrade(config, "contacts")
-    return config
+    def migrate(service: str) -> dict:
+        if request.param == "postgres":
+            url = request.getfixturevalue("pg_url")
+            fresh_schema(url, service)
+            config = {"DATABASE_URL": url, "DATA_DIR": str(tmp_path)}
+        else:
+            config = {"DATABASE_URL": "", "DATA_DIR": str(tmp_path)}
+        upgrade(config, service)
+        return config
+
+    return migrate
+
+
+@pytest.fixture
+def database_config(migrated_database):
+    """Config selecting each database backend in turn, with the contacts tables migrated."""
+    return migrated_database("contacts")
 
 
 # -- hub processes -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from contextlib import contextmanager
 
 import sqlalchemy as sa
@@ -102,14 +103,38 @@ def make_engine(config: dict, service: str) -> sa.Engine:
 
         return engine
     _patch_psycopg_for_eventlet()
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=int(config.get("DB_POOL_SIZE", 10)),
         max_overflow=int(config.get("DB_MAX_OVERFLOW", 10)),
-        pool_pre_ping=True,
         connect_args={"options": f"-csearch_path={service},public",
                       "application_name": f"crmhub-{service}"},
     )
+    _ping_when_idle(engine, float(config.get("DB_PING_AFTER_IDLE_S", 5)))
+    return engine
+
+
+def _ping_when_idle(engine: sa.Engine, idle_seconds: float) -> None:
+    """Like ``pool_pre_ping``, but only for a connection that sat in the pool for a while: a
+    ping per checkout is a round trip on every lookup, and a connection used moments ago is
+    alive. A dead one is replaced before use (a server restart costs no failed request)."""
+
+    @sa.event.listens_for(engine.pool, "checkin")
+    def _note_return(_dbapi_conn, record):
+        record.info["returned_at"] = time.monotonic()
+
+    @sa.event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy):
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < idle_seconds:
+            return
+        try:
+            cur = dbapi_conn.cursor()
+            cur.execute("SELECT 1")
+            cur.close()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool retries the checkout with a fresh connection.
+            raise sa.exc.DisconnectionError(f"stale connection: {exc}") from exc
 
 
 def is_postgres(engine_or_conn) -> bool:

@@ -5,6 +5,7 @@ from importlib import import_module
 
 SERVICES = {
     "contacts": "crmhub.services.contacts.service:ContactsService",
+    "deals": "crmhub.services.deals.service:DealsService",
     "gateway": "crmhub.services.gateway.service:GatewayService",
 }
 

@@ -19,7 +19,7 @@ from crmhub.contracts.contacts import (
     ContactUpdatedSchema,
     TimelineEntryAddedSchema,
 )
-from crmhub.contracts.errors import Conflict, InvalidInput, NotFound
+from crmhub.contracts.errors import Conflict, InvalidInput, NotFound, PermanentError
 from crmhub.contracts.phones import DEFAULT_REGION, normalize
 from crmhub.runtime.db import insert_ignoring_conflicts, insert_new_rows, utcnow
 from crmhub.services.contacts.models import contact_emails, contact_phones, contacts, timeline
@@ -67,48 +67,56 @@ def resolve_id(conn, contact_id: str) -> str:
     raise Conflict(f"contact {contact_id}: merge chain too long")
 
 
+_IDS = sa.bindparam("ids", expanding=True)
+# Built once: constructing these per call cost more than running them (lookups are hot).
+_CONTACTS_BY_ID = sa.select(contacts).where(contacts.c.id.in_(_IDS))
+_PARTS = sa.union_all(
+    sa.select(sa.literal("p").label("part"), contact_phones.c.contact_id.label("owner"),
+              contact_phones.c.e164.label("a"), contact_phones.c.raw.label("b"),
+              contact_phones.c.extension.label("c"), contact_phones.c.position.label("pos"),
+              contact_phones.c.id.label("seq"))
+    .where(contact_phones.c.contact_id.in_(_IDS)),
+    sa.select(sa.literal("e"), contact_emails.c.contact_id, contact_emails.c.email,
+              sa.null(), sa.null(), contact_emails.c.position, sa.literal(0))
+    .where(contact_emails.c.contact_id.in_(_IDS)),
+    sa.select(sa.literal("m"), contacts.c.merged_into, contacts.c.id, sa.null(), sa.null(),
+              sa.literal(0), sa.literal(0))
+    .where(contacts.c.merged_into.in_(_IDS)),
+).subquery()
+_PARTS_OF_CARDS = sa.select(_PARTS).order_by(_PARTS.c.pos, _PARTS.c.seq, _PARTS.c.a)
+
+
 def load_contacts(conn, ids: list[str]) -> list[dict]:
     """Contacts (without timeline) in the order of ``ids``: two queries, whatever the count."""
     if not ids:
         return []
-    rows = {r.id: r for r in conn.execute(sa.select(contacts).where(contacts.c.id.in_(ids)))}
-    # Phones, emails and merged-in ids of all the cards in one round trip.
-    parts = sa.union_all(
-        sa.select(sa.literal("p").label("part"), contact_phones.c.contact_id.label("owner"),
-                  contact_phones.c.e164.label("a"), contact_phones.c.raw.label("b"),
-                  contact_phones.c.extension.label("c"), contact_phones.c.position.label("pos"),
-                  contact_phones.c.id.label("seq"))
-        .where(contact_phones.c.contact_id.in_(ids)),
-        sa.select(sa.literal("e"), contact_emails.c.contact_id, contact_emails.c.email,
-                  sa.null(), sa.null(), contact_emails.c.position, sa.literal(0))
-        .where(contact_emails.c.contact_id.in_(ids)),
-        sa.select(sa.literal("m"), contacts.c.merged_into, contacts.c.id, sa.null(), sa.null(),
-                  sa.literal(0), sa.literal(0))
-        .where(contacts.c.merged_into.in_(ids)),
-    ).subquery()
+    rows = {r.id: r for r in conn.execute(_CONTACTS_BY_ID, {"ids": ids})}
+    return contacts_from_rows(conn, [rows[i] for i in ids if i in rows])
+
+
+def contacts_from_rows(conn, rows) -> list[dict]:
+    """Contact dicts for ``contacts`` rows: their phones, emails and merged-in ids in one
+    round trip."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
     phones: dict[str, list] = {i: [] for i in ids}
     emails: dict[str, list] = {i: [] for i in ids}
     merged: dict[str, list] = {i: [] for i in ids}
-    for part in conn.execute(sa.select(parts).order_by(parts.c.pos, parts.c.seq, parts.c.a)):
+    for part in conn.execute(_PARTS_OF_CARDS, {"ids": ids}):
         if part.part == "p":
             phones[part.owner].append({"e164": part.a, "raw": part.b, "extension": part.c})
         elif part.part == "e":
             emails[part.owner].append(part.a)
         else:
             merged[part.owner].append(part.a)
-    out = []
-    for cid in ids:
-        row = rows.get(cid)
-        if row is None:
-            continue
-        out.append({
-            "id": row.id, "kind": row.kind, "name": row.name, "company": row.company,
-            "phones": phones[cid], "emails": emails[cid], "source": row.source,
-            "manager": row.manager, "tags": row.tags or [], "custom_fields": row.custom_fields or {},
-            "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at),
-            "merged_ids": sorted(merged[cid]),
-        })
-    return out
+    return [{
+        "id": row.id, "kind": row.kind, "name": row.name, "company": row.company,
+        "phones": phones[row.id], "emails": emails[row.id], "source": row.source,
+        "manager": row.manager, "tags": row.tags or [], "custom_fields": row.custom_fields or {},
+        "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at),
+        "merged_ids": sorted(merged[row.id]),
+    } for row in rows]
 
 
 def load_contact(conn, contact_id: str) -> dict:
@@ -153,14 +161,28 @@ def find_ids_by_emails(conn, emails) -> list[str]:
     return list(dict.fromkeys(owner[e] for e in emails if e in owner))
 
 
+_LIVE_CARDS = sa.select(contacts).where(contacts.c.merged_into.is_(None))
+_PHONE_OWNER = sa.select(contact_phones.c.contact_id).where(
+    contact_phones.c.e164 == sa.bindparam("e164"))
+_NEWEST_FIRST = (contacts.c.updated_at.desc(), contacts.c.id)
+# The incoming-call lookup, built once (see _CONTACTS_BY_ID).
+_CARDS_BY_PHONE = (_LIVE_CARDS.where(contacts.c.id.in_(_PHONE_OWNER)).order_by(*_NEWEST_FIRST)
+                   .limit(sa.bindparam("limit")))
+
+
 def search(conn, q=None, phone=None, limit=50, offset=0, region=DEFAULT_REGION) -> dict:
-    query = sa.select(contacts.c.id).where(contacts.c.merged_into.is_(None))
+    query = _LIVE_CARDS
+    params = {}
     if phone:
         e164 = normalize(phone, region).e164
         if e164 is None:
             raise InvalidInput(f"{phone!r} is not a phone number", {"phone": ["not a phone number"]})
-        query = query.where(contacts.c.id.in_(
-            sa.select(contact_phones.c.contact_id).where(contact_phones.c.e164 == e164)))
+        if not q and offset == 0:  # a number belongs to one card: the first page is all
+            rows = conn.execute(_CARDS_BY_PHONE, {"e164": e164, "limit": limit}).all()
+            return {"items": contacts_from_rows(conn, rows), "total": len(rows),
+                    "limit": limit, "offset": offset}
+        query = query.where(contacts.c.id.in_(_PHONE_OWNER))
+        params["e164"] = e164
     if q:
         needle = q.strip().lower()
         terms = [needle]
@@ -169,13 +191,14 @@ def search(conn, q=None, phone=None, limit=50, offset=0, region=DEFAULT_REGION) 
         for term in terms:
             escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(contacts.c.search_text.like(f"%{escaped}%", escape="\\"))
-    ids = [r.id for r in conn.execute(
-        query.order_by(contacts.c.updated_at.desc(), contacts.c.id).limit(limit).offset(offset))]
-    if offset == 0 and len(ids) < limit:
-        total = len(ids)  # the page holds everything: no need to count
+    rows = conn.execute(query.order_by(*_NEWEST_FIRST).limit(limit).offset(offset), params).all()
+    if offset == 0 and len(rows) < limit:
+        total = len(rows)  # the page holds everything: no need to count
     else:
-        total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-    return {"items": load_contacts(conn, ids), "total": total, "limit": limit, "offset": offset}
+        total = conn.execute(sa.select(sa.func.count()).select_from(
+            query.with_only_columns(contacts.c.id).subquery()), params).scalar_one()
+    return {"items": contacts_from_rows(conn, rows), "total": total, "limit": limit,
+            "offset": offset}
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -566,3 +589,48 @@ def _form_entry_data(event) -> dict:
     return {"connector": event["connector"], "form": event["form"], "form_name": form_name,
             "message": event.get("message"), "fields": event.get("fields") or {},
             "tracking": event.get("tracking") or {}, "contact": event["contact"]}
+
+
+# -- sales on the timeline ---------------------------------------------------------------------
+
+def _sales_entry(kind: str, event: dict) -> tuple[str | None, str, dict]:
+    """(contact id, title, data) of the timeline entry for a deals event."""
+    if kind.startswith("task_"):
+        task = event["task"]
+        due = task["due_at"].astimezone(dt.timezone.utc)
+        title = (f"Task for {task['manager'] or 'nobody'}: «{task['title']}», due "
+                 f"{due:%Y-%m-%d %H:%M} UTC" if kind == ev.TASK_CREATED
+                 else f"Task done: «{task['title']}»")
+        return task["contact_id"], title, {
+            "task_id": task["id"], "deal_id": task["deal_id"], "manager": task["manager"],
+            "due_at": due.isoformat(), "actor": event.get("actor")}
+    deal, change = event["deal"], event.get("change") or {}
+    title = {
+        ev.DEAL_CREATED: f"Deal «{deal['title']}» opened in «{deal['pipeline_name']}» "
+                         f"at «{deal['stage_name']}»",
+        ev.DEAL_STAGE_CHANGED: f"Deal «{deal['title']}»: «{change.get('from_stage_name')}» → "
+                               f"«{change.get('to_stage_name')}»",
+        ev.DEAL_WON: f"Deal «{deal['title']}» won",
+        ev.DEAL_LOST: f"Deal «{deal['title']}» lost",
+    }[kind]
+    if kind in (ev.DEAL_WON, ev.DEAL_LOST) and deal.get("close_reason"):
+        title += f": {deal['close_reason']}"
+    return deal["contact_id"], title, {
+        "deal_id": deal["id"], "pipeline_id": deal["pipeline_id"], "stage_id": deal["stage_id"],
+        "stage_name": deal["stage_name"], "status": deal["status"], "manager": deal["manager"],
+        "amount": None if deal["amount"] is None else str(deal["amount"]),
+        "currency": deal["currency"], "actor": change.get("actor")}
+
+
+def add_sales_entry(tx, kind: str, event: dict) -> dict | None:
+    """A deals event (deal_created, deal_stage_changed, deal_won, deal_lost, task_created,
+    task_completed) as an entry on the client's card; a redelivered event adds nothing."""
+    contact_id, title, data = _sales_entry(kind, event)
+    if contact_id is None:
+        return None
+    try:
+        contact_id = resolve_id(tx.conn, contact_id)
+    except NotFound:
+        raise PermanentError(f"{kind} {event['event_id']}: no card {contact_id}") from None
+    return add_timeline_entry(tx, contact_id, kind, title, f"{kind}:{event['event_id']}",
+                              occurred_at=event["occurred_at"], data=data)

@@ -9,7 +9,7 @@ from crmhub.contracts.base import instance
 from crmhub.contracts.errors import CrmhubError, InvalidInput
 from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.runtime.db import Database
-from crmhub.runtime.handlers import batch_handler
+from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.service import region
 from crmhub.services.contacts import logic
@@ -77,3 +77,33 @@ class ContactsService:
             for event, request_id in events:
                 with self.db.transaction() as tx:
                     logic.ingest_form(tx, event, region(self.config), request_id)
+
+    # -- sales on the client's timeline: one entry per deals event -------------------------
+    def _sales_entry(self, kind, payload):
+        event = instance(ev.spec(kind).schema).load(payload)
+        with self.db.transaction() as tx:
+            logic.add_sales_entry(tx, kind, event)
+
+    @reliable_handler("deals", ev.DEAL_CREATED)
+    def on_deal_created(self, payload):
+        self._sales_entry(ev.DEAL_CREATED, payload)
+
+    @reliable_handler("deals", ev.DEAL_STAGE_CHANGED)
+    def on_deal_stage_changed(self, payload):
+        self._sales_entry(ev.DEAL_STAGE_CHANGED, payload)
+
+    @reliable_handler("deals", ev.DEAL_WON)
+    def on_deal_won(self, payload):
+        self._sales_entry(ev.DEAL_WON, payload)
+
+    @reliable_handler("deals", ev.DEAL_LOST)
+    def on_deal_lost(self, payload):
+        self._sales_entry(ev.DEAL_LOST, payload)
+
+    @reliable_handler("deals", ev.TASK_CREATED)
+    def on_task_created(self, payload):
+        self._sales_entry(ev.TASK_CREATED, payload)
+
+    @reliable_handler("deals", ev.TASK_COMPLETED)
+    def on_task_completed(self, payload):
+        self._sales_entry(ev.TASK_COMPLETED, payload)

@@ -13,7 +13,7 @@ from nameko.web.handlers import HttpRequestHandler
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from crmhub.contracts.errors import CrmhubError
+from crmhub.contracts.errors import CrmhubError, InvalidInput
 from crmhub.plugins.api import WebhookError
 from crmhub.runtime.messaging import PublishError
 from crmhub.runtime.metrics import HTTP_REQUESTS
@@ -32,6 +32,20 @@ def error_body(status: int, code: str, message: str, details=None) -> Response:
     if details:
         body["details"] = details
     return json_response(body, status)
+
+
+def json_body(request) -> dict:
+    """The request's JSON object body (``{}`` when empty); InvalidInput otherwise."""
+    data = request.get_data(cache=True)
+    if not data:
+        return {}
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise InvalidInput(f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object")
+    return body
 
 
 def _request_id(request) -> str:

@@ -17,7 +17,8 @@ CATCH_ALL = frozenset({"/<path:rest>", "/api/<path:rest>"})
 
 DESCRIPTION = """\
 The REST API of crmhub, a CRM integration hub: client cards (contacts) with their timeline,
-and the connector plugins that receive webhooks.
+the sales funnel (pipelines, deals, tasks, managers, lead rules), and the connector plugins
+that receive webhooks.
 
 **Authentication.** Every `/api/v1` call except this document needs an API key:
 `Authorization: Bearer <key>`. A key has a role; each operation names the permission it needs
@@ -37,6 +38,11 @@ requests with their provider's own scheme (signature, secret, origin), not with 
 
 TAGS = [
     {"name": "contacts", "description": "Client cards and their timeline"},
+    {"name": "pipelines", "description": "Sales pipelines, their stages and templates"},
+    {"name": "deals", "description": "Deals and their stage history"},
+    {"name": "tasks", "description": "Managers' tasks and their reminders"},
+    {"name": "managers", "description": "Managers who receive deals and tasks"},
+    {"name": "lead rules", "description": "Which new clients get a deal, in which pipeline"},
     {"name": "connectors", "description": "Connector plugins"},
     {"name": "webhooks", "description": "Incoming webhooks, answered by connector plugins"},
     {"name": "ops", "description": "Health, metrics and this document"},

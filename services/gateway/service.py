@@ -15,32 +15,21 @@ from crmhub.runtime.logs import LogContext
 from crmhub.runtime.metrics import WEBHOOKS
 from crmhub.runtime.rpc import RpcProxy
 from crmhub.services.gateway.auth import authenticate, presented_key, require
+from crmhub.services.gateway.deals_api import DealsApi
 from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
-from crmhub.services.gateway.http import http, json_response
+from crmhub.services.gateway.http import http, json_body, json_response
 from crmhub.services.gateway.openapi import build_spec, operation
 from crmhub.services.gateway.ui import OperatorUi
 
 WEBHOOK_METHODS = "GET,POST,PUT"
 
 
-def _body(request) -> dict:
-    data = request.get_data(cache=True)
-    if not data:
-        return {}
-    try:
-        body = json.loads(data)
-    except ValueError as exc:
-        raise InvalidInput(f"body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("body must be a JSON object")
-    return body
-
-
-class GatewayService(OperatorUi):
+class GatewayService(OperatorUi, DealsApi):
     name = "gateway"
 
     config = Config()
     contacts = RpcProxy("contacts")
+    deals = RpcProxy("deals")
     connectors = Connectors()
     events = Events()
     api_keys = ApiKeys()
@@ -84,7 +73,7 @@ class GatewayService(OperatorUi):
                permission="contacts:write")
     def create_contact(self, request):
         self._principal(request, "contacts:write")
-        card = self.contacts.create(_body(request))
+        card = self.contacts.create(json_body(request))
         return json_response(card, 201, {"Location": f"/api/v1/contacts/{card['id']}"})
 
     @http("GET", "/api/v1/contacts/<string:contact_id>")
@@ -101,7 +90,7 @@ class GatewayService(OperatorUi):
                permission="contacts:write")
     def update_contact(self, request, contact_id):
         self._principal(request, "contacts:write")
-        return self.contacts.update(contact_id, _body(request))
+        return self.contacts.update(contact_id, json_body(request))
 
     @http("POST", "/api/v1/contacts/merge")
     @operation(summary="Merge one client card into another", tags=["contacts"],
@@ -109,7 +98,7 @@ class GatewayService(OperatorUi):
                permission="contacts:merge")
     def merge_contacts(self, request):
         self._principal(request, "contacts:merge")
-        return self.contacts.merge(_body(request))
+        return self.contacts.merge(json_body(request))
 
     # -- connectors ----------------------------------------------------------------------------
     @http("GET", "/api/v1/connectors")

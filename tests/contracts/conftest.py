@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from crmhub.contracts import contacts, events
+from crmhub.contracts import contacts, deals, events
 from crmhub.contracts.base import instance, new_event
 
 T0 = dt.datetime(2026, 3, 14, 9, 26, 53, 589000, tzinfo=dt.timezone.utc)
@@ -42,7 +42,53 @@ TIMELINE_ENTRY = {"id": 42, "contact_id": "c-5f2d1e0a9b", "kind": "form_submitte
                   "occurred_at": T0, "title": "Form «Contact us» submitted",
                   "source_key": "evt-0c8e3f1b2a4d", "data": {"form": "contact-us", "page": 3}}
 
+STAGE = {"id": 12, "key": "proposal", "name": "Начали готовить КП", "position": 4,
+         "kind": "open", "task": "Подготовить коммерческое предложение.",
+         "result": "КП готово и согласовано внутри компании.",
+         "key_steps": ["Менеджер готовит КП", "Руководитель утверждает цену"]}
+PIPELINE = {"id": "cleaning-services", "name": "Клининговые услуги для бизнеса",
+            "template": "cleaning-services", "managers": ["olga", "pavel"], "created_at": T0,
+            "stages": [{**STAGE, "id": 8, "key": "potential-client", "position": 0,
+                        "name": "Потенциальный клиент"}, STAGE,
+                       {**STAGE, "id": 20, "key": "fully-paid", "position": 11, "kind": "won",
+                        "name": "Получена полная оплата"}]}
+DEAL = {"id": "d-7c1e2f", "title": "Уборка офиса, ООО Ромашка", "contact_id": "c-5f2d1e0a9b",
+        "pipeline_id": "cleaning-services", "pipeline_name": "Клининговые услуги для бизнеса",
+        "stage_id": 12, "stage_name": "Начали готовить КП", "status": "open", "manager": "olga",
+        "amount": "185000.00", "currency": "RUB", "source": CONTACT["source"],
+        "products": [{"sku": "CLN-OFFICE-M", "name": "Уборка офиса, месяц", "quantity": "1.000",
+                      "price": "185000.00"}],
+        "close_reason": None, "version": 3, "created_at": T0, "updated_at": T1,
+        "closed_at": None}
+CHANGE = {"id": 77, "deal_id": "d-7c1e2f", "from_stage_id": 8,
+          "from_stage_name": "Потенциальный клиент", "to_stage_id": 12,
+          "to_stage_name": "Начали готовить КП", "actor": "olga", "reason": None, "version": 3,
+          "changed_at": T1}
+WON_CHANGE = {**CHANGE, "to_stage_id": 20, "to_stage_name": "Получена полная оплата",
+              "reason": "договор на год"}
+TASK = {"id": "t-9a8b7c", "title": "Call back within 15 minutes", "due_at": T1,
+        "manager": "olga", "contact_id": "c-5f2d1e0a9b", "deal_id": "d-7c1e2f", "done": False,
+        "done_at": None, "reminded_at": None, "created_by": "lead_rule:config-1",
+        "created_at": T0}
+MANAGER = {"id": "olga", "name": "Ольга Смирнова", "role": "manager",
+           "email": "olga@example.com", "active": True}
+LEAD_RULE = {"connector": "forms", "form": "contact-us", "pipeline": "b2b-sales",
+             "task_title": "Перезвонить в течение 15 минут", "task_due_minutes": 15,
+             "enabled": True}
+
 EVENT_BODIES = {
+    events.DEAL_CREATED: {"deal": {**DEAL, "version": 1}, "cause": "lead_rule:config-1"},
+    events.DEAL_UPDATED: {"deal": DEAL, "changed": ["amount", "products"]},
+    events.DEAL_STAGE_CHANGED: {"deal": DEAL, "change": CHANGE},
+    events.DEAL_WON: {"deal": {**DEAL, "stage_id": 20, "status": "won", "closed_at": T1,
+                               "close_reason": "договор на год"}, "change": WON_CHANGE},
+    events.DEAL_LOST: {"deal": {**DEAL, "status": "lost", "closed_at": T1,
+                                "close_reason": "выбрали другого подрядчика"},
+                       "change": {**CHANGE, "reason": "выбрали другого подрядчика"}},
+    events.TASK_CREATED: {"task": TASK, "actor": "lead_rule:config-1"},
+    events.TASK_UPDATED: {"task": TASK, "actor": "olga", "changed": ["due_at"]},
+    events.TASK_COMPLETED: {"task": {**TASK, "done": True, "done_at": T1}, "actor": "olga"},
+    events.TASK_DUE: {"task": {**TASK, "reminded_at": T1}, "actor": None},
     events.FORM_SUBMITTED: {
         "idempotency_key": "forms:5b9f0c1d2e3f",
         "connector": "forms",
@@ -81,6 +127,72 @@ RPC_PAYLOADS = {
     ("contacts.merge", "request"): {"source_id": "c-0a0a0a0a0a", "target_id": "c-5f2d1e0a9b"},
     ("contacts.merge", "response"): CARD,
 }
+
+
+def dumped(schema, value):
+    return instance(schema).dump(value)
+
+
+DEAL_CARD = dumped(deals.DealCardSchema, {**DEAL, "history": [CHANGE], "tasks": [TASK]})
+RPC_PAYLOADS.update({
+    ("deals.list_pipelines", "response"): dumped(deals.PipelineListSchema, {"items": [PIPELINE]}),
+    ("deals.get_pipeline", "response"): dumped(deals.PipelineSchema, PIPELINE),
+    ("deals.create_pipeline", "request"): {
+        "id": "repairs", "name": "Ремонт квартир",
+        "stages": [{"name": "Заявка", "task": "Выехать на замер", "result": "Смета",
+                    "key_steps": ["Прораб выезжает на замер"]},
+                   {"key": "done", "name": "Сдано", "kind": "won"},
+                   {"name": "Отказ", "kind": "lost"}]},
+    ("deals.create_pipeline", "response"): dumped(deals.PipelineSchema, PIPELINE),
+    ("deals.list_templates", "response"): {"items": [
+        {"name": "distribution", "title": "Дистрибуция", "description": "Оптовый заказ",
+         "stages": ["Планируемый заказ", "Заказ согласован"], "loaded": False}]},
+    ("deals.load_template", "response"): dumped(deals.TemplateLoadedSchema,
+                                                {"pipeline": PIPELINE, "created": True}),
+    ("deals.set_pipeline_managers", "request"): {"managers": ["olga", "pavel"]},
+    ("deals.set_pipeline_managers", "response"): dumped(deals.PipelineSchema, PIPELINE),
+    ("deals.list_managers", "response"): {"items": [MANAGER]},
+    ("deals.put_manager", "request"): {"name": "Ольга Смирнова", "role": "manager",
+                                       "email": "olga@example.com", "active": True},
+    ("deals.put_manager", "response"): MANAGER,
+    ("deals.search_deals", "request"): {"pipeline_id": "cleaning-services", "stage_id": 12,
+                                        "status": "open", "manager": "olga",
+                                        "contact_id": None, "limit": 20, "offset": 0},
+    ("deals.search_deals", "response"): dumped(deals.DealPageSchema, {
+        "items": [DEAL], "total": 1, "limit": 20, "offset": 0}),
+    ("deals.get_deal", "response"): DEAL_CARD,
+    ("deals.create_deal", "request"): {
+        "contact_id": "c-5f2d1e0a9b", "pipeline_id": "cleaning-services", "stage_id": None,
+        "title": "Уборка офиса", "manager": "olga", "amount": "185000.00", "currency": "RUB",
+        "source": {"channel": "api", "connector": None, "form": None, "tracking": {}},
+        "products": [{"sku": "CLN-OFFICE-M", "name": None, "quantity": "1", "price": "185000"}]},
+    ("deals.create_deal", "response"): DEAL_CARD,
+    ("deals.update_deal", "request"): {"amount": "190000.00", "manager": "pavel",
+                                       "expected_version": 3},
+    ("deals.update_deal", "response"): DEAL_CARD,
+    ("deals.move_deal", "request"): {"stage_id": 20, "reason": "договор на год",
+                                     "expected_version": 3},
+    ("deals.move_deal", "response"): DEAL_CARD,
+    ("deals.search_tasks", "request"): {"manager": "olga", "done": False, "deal_id": None,
+                                        "contact_id": None,
+                                        "due_before": "2026-03-15T00:00:00+03:00",
+                                        "limit": 50, "offset": 0},
+    ("deals.search_tasks", "response"): dumped(deals.TaskPageSchema, {
+        "items": [TASK], "total": 1, "limit": 50, "offset": 0}),
+    ("deals.get_task", "response"): dumped(deals.TaskSchema, TASK),
+    ("deals.create_task", "request"): {"title": "Отправить КП", "due_at": "2026-03-16T10:00:00+03:00",
+                                       "manager": "olga", "contact_id": "c-5f2d1e0a9b",
+                                       "deal_id": "d-7c1e2f"},
+    ("deals.create_task", "response"): dumped(deals.TaskSchema, TASK),
+    ("deals.update_task", "request"): {"done": True},
+    ("deals.update_task", "response"): dumped(deals.TaskSchema, {**TASK, "done": True,
+                                                                 "done_at": T1}),
+    ("deals.list_lead_rules", "response"): {"items": [
+        {**LEAD_RULE, "id": "5e0c", "origin": "api"},
+        {**LEAD_RULE, "form": None, "id": "config-1", "origin": "config"}]},
+    ("deals.put_lead_rule", "request"): LEAD_RULE,
+    ("deals.put_lead_rule", "response"): {**LEAD_RULE, "id": "5e0c", "origin": "api"},
+})
 
 
 @pytest.fixture

@@ -244,6 +244,16 @@ MUTATIONS = [
     (events.CONTACTS_MERGED, "target_id", None, False),
     (events.TIMELINE_ENTRY_ADDED, "entry.id", "forty-two", False),
     (events.TIMELINE_ENTRY_ADDED, "entry.data", {"anything": [1, {"goes": None}]}, True),
+    (events.DEAL_CREATED, "deal.amount", None, True),
+    (events.DEAL_CREATED, "deal.amount", "-5.00", False),
+    (events.DEAL_CREATED, "deal.amount", "1500.5", True),
+    (events.DEAL_CREATED, "deal.status", "paused", False),
+    (events.DEAL_CREATED, "deal.stage_name", "Подписан договор", True),
+    (events.DEAL_STAGE_CHANGED, "change.from_stage_id", None, True),
+    (events.DEAL_STAGE_CHANGED, "change.to_stage_id", "DELETE", False),
+    (events.DEAL_UPDATED, "deal.products.0.price", "abc", False),
+    (events.TASK_DUE, "task.due_at", "2026-03-14T09:26:53", False),
+    (events.TASK_DUE, "task.manager", None, True),
 ]
 
 

@@ -73,6 +73,9 @@ def test_event_refuses_unknown_field(name, event_example):
     (events.CONTACT_CREATED, ("contact",)),
     (events.CONTACT_UPDATED, ("contact", "source")),
     (events.TIMELINE_ENTRY_ADDED, ("entry",)),
+    (events.DEAL_STAGE_CHANGED, ("change",)),
+    (events.DEAL_WON, ("deal", "products", 0)),
+    (events.TASK_DUE, ("task",)),
 ])
 def test_event_refuses_unknown_nested_field(name, path, event_example):
     wire = event_example(name)

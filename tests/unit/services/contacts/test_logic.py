@@ -122,6 +122,20 @@ def test_merge_moves_everything_and_the_old_id_keeps_resolving(db):
         logic.merge_contacts(tx, b, b)
 
 
+def test_phone_lookup_pages_and_combines_with_a_substring(db):
+    cid = ingest(db, form_event(phone="+79161234567", name="Ольга"))["contact_id"]
+    ingest(db, form_event(phone="+79260000000", name="Ольга тоже"))
+    with db.connect() as conn:
+        first = logic.search(conn, phone="8 916 123-45-67", limit=1)
+        assert ([c["id"] for c in first["items"]], first["total"]) == ([cid], 1)
+        assert first["items"][0]["phones"][0]["e164"] == "+79161234567"
+        second = logic.search(conn, phone="8 916 123-45-67", limit=1, offset=1)
+        assert (second["items"], second["total"]) == ([], 1)
+        assert logic.search(conn, phone="+79000000000")["total"] == 0
+        assert [c["id"] for c in logic.search(conn, phone="89161234567", q="ольга")["items"]] == [cid]
+        assert logic.search(conn, phone="89161234567", q="тоже")["total"] == 0
+
+
 def test_search_by_substring_of_name_phone_and_email(db):
     cid = ingest(db, form_event(phone="+79161234567", email="olga.smirnova@mail.ru",
                                 name="Ольга Смирнова"))["contact_id"]

@@ -1,0 +1,353 @@
+"""Pipelines with their stages, deals and their stage history, tasks, managers and lead rules:
+the deals service's RPC payloads and events."""
+import decimal
+
+from marshmallow import fields, validate
+
+from crmhub.contracts.auth import ROLES
+from crmhub.contracts.base import Contract, EventSchema
+from crmhub.contracts.tracking import SourceSchema
+
+STAGE_KINDS = ("open", "won", "lost")
+DEAL_STATUSES = STAGE_KINDS
+KEY = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$",
+                      error="use 1-64 lower-case latin letters, digits, '-' or '_'")
+TEXT = validate.Length(max=4000)
+
+
+class DecimalString(fields.String):
+    """An exact decimal: accepted as a JSON number or a string, sent as a string ("1500.00"),
+    so it stays plain JSON and never goes through a float."""
+
+    default_error_messages = {"invalid": "Not a valid number."}
+
+    def __init__(self, places: int = 2, **kwargs):
+        self.quantum = decimal.Decimal(1).scaleb(-places)
+        digits = r"\d{1,15}" + (rf"(\.\d{{1,{places}}})?" if places else "")
+        kwargs.setdefault("metadata", {}).setdefault("pattern", f"^{digits}$")
+        super().__init__(**kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return str(decimal.Decimal(value).quantize(self.quantum))
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.make_error("invalid")
+        try:
+            number = decimal.Decimal(str(value).strip())
+        except decimal.InvalidOperation:
+            raise self.make_error("invalid") from None
+        if not number.is_finite():
+            raise self.make_error("invalid")
+        return number.quantize(self.quantum, rounding=decimal.ROUND_HALF_UP)
+
+
+def money(description: str = "A non-negative amount, e.g. \"1500.00\"", **kwargs):
+    return DecimalString(places=2, validate=[
+        validate.Range(min=0, error="must not be negative"),
+        validate.Range(max=10**12, error="must be at most {max}")],
+        metadata={"description": description}, **kwargs)
+
+
+class StageInputSchema(Contract):
+    key = fields.String(validate=KEY, metadata={
+        "description": "Stable id of the stage within its pipeline; made from the position "
+                       "if not given"})
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                         metadata={"description": "Shown as written (any language)"})
+    kind = fields.String(load_default="open", validate=validate.OneOf(STAGE_KINDS),
+                         metadata={"description": "open, or a closing stage: won or lost"})
+    task = fields.String(load_default="", validate=TEXT,
+                         metadata={"description": "What must be done at this stage"})
+    result = fields.String(load_default="", validate=TEXT,
+                           metadata={"description": "What must be obtained to move on"})
+    key_steps = fields.List(fields.String(validate=validate.Length(min=1, max=1000)),
+                            load_default=list, metadata={"description": "Who does what"})
+
+
+class StageSchema(StageInputSchema):
+    id = fields.Integer(required=True)
+    key = fields.String(required=True, validate=KEY)
+    position = fields.Integer(required=True, metadata={"description": "0 is the first stage"})
+
+
+class PipelineInputSchema(Contract):
+    id = fields.String(validate=KEY, metadata={"description": "Made up if not given"})
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    stages = fields.List(fields.Nested(StageInputSchema), required=True,
+                         validate=validate.Length(min=1, max=50),
+                         metadata={"description": "In order; the first receives new deals"})
+
+
+class PipelineSchema(Contract):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    template = fields.String(allow_none=True, metadata={
+        "description": "The template it was loaded from, or null"})
+    stages = fields.List(fields.Nested(StageSchema), required=True)
+    managers = fields.List(fields.String(), load_default=list, metadata={
+        "description": "Managers who receive new deals of this pipeline in turn"})
+    created_at = fields.AwareDateTime(required=True)
+
+
+class PipelineListSchema(Contract):
+    items = fields.List(fields.Nested(PipelineSchema), required=True)
+
+
+class TemplateSchema(Contract):
+    name = fields.String(required=True)
+    title = fields.String(required=True)
+    description = fields.String(load_default="")
+    stages = fields.List(fields.String(), required=True, metadata={"description": "Stage names"})
+    loaded = fields.Boolean(required=True, metadata={
+        "description": "A pipeline was already loaded from it"})
+
+
+class TemplateListSchema(Contract):
+    items = fields.List(fields.Nested(TemplateSchema), required=True)
+
+
+class TemplateLoadedSchema(Contract):
+    pipeline = fields.Nested(PipelineSchema, required=True)
+    created = fields.Boolean(required=True, metadata={
+        "description": "False if the template was loaded before: nothing was duplicated"})
+
+
+class PipelineManagersSchema(Contract):
+    managers = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                           required=True, metadata={"description": "Manager ids, in turn order"})
+
+
+class ManagerInputSchema(Contract):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    role = fields.String(load_default="manager", validate=validate.OneOf(sorted(ROLES)))
+    email = fields.Email(allow_none=True, load_default=None)
+    active = fields.Boolean(load_default=True, metadata={
+        "description": "Inactive managers receive no new deals"})
+
+
+class ManagerSchema(ManagerInputSchema):
+    id = fields.String(required=True, metadata={
+        "description": "Login; the name of the manager's API key"})
+
+
+class ManagerListSchema(Contract):
+    items = fields.List(fields.Nested(ManagerSchema), required=True)
+
+
+class ProductLineSchema(Contract):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = fields.String(allow_none=True, validate=validate.Length(max=300))
+    quantity = DecimalString(places=3, required=True, validate=[
+        validate.Range(min=0, min_inclusive=False, error="must be positive"),
+        validate.Range(max=10**9, error="must be at most {max}")])
+    price = money(required=True, description="Price of one unit")
+
+
+CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code such as RUB")
+
+
+class DealInputSchema(Contract):
+    contact_id = fields.String(required=True, metadata={"description": "The client card"})
+    pipeline_id = fields.String(required=True)
+    stage_id = fields.Integer(allow_none=True, load_default=None, metadata={
+        "description": "A stage of the pipeline; its first stage if not given"})
+    title = fields.String(allow_none=True, validate=validate.Length(max=300),
+                          metadata={"description": "The client's name if not given"})
+    manager = fields.String(allow_none=True, validate=validate.Length(max=100))
+    amount = money(allow_none=True, load_default=None)
+    currency = fields.String(load_default="RUB", validate=CURRENCY)
+    source = fields.Nested(SourceSchema, allow_none=True, load_default=None)
+    products = fields.List(fields.Nested(ProductLineSchema), load_default=list)
+
+
+class DealPatchSchema(Contract):
+    """A partial update: only the fields given change."""
+    title = fields.String(validate=validate.Length(min=1, max=300))
+    manager = fields.String(allow_none=True, validate=validate.Length(max=100))
+    amount = money(allow_none=True)
+    currency = fields.String(validate=CURRENCY)
+    products = fields.List(fields.Nested(ProductLineSchema))
+    expected_version = fields.Integer(metadata={
+        "description": "Refuse with 409 if the deal changed since this version"})
+
+
+class MoveSchema(Contract):
+    stage_id = fields.Integer(required=True, metadata={
+        "description": "A stage of the deal's pipeline; backwards is allowed"})
+    reason = fields.String(allow_none=True, load_default=None, validate=TEXT, metadata={
+        "description": "Why (kept as the won or lost reason on a closing stage)"})
+    expected_version = fields.Integer(allow_none=True, load_default=None, metadata={
+        "description": "Refuse with 409 if the deal changed since this version; without it "
+                       "the last move committed wins (every move stays in the history)"})
+
+
+class DealSchema(Contract):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    contact_id = fields.String(required=True)
+    pipeline_id = fields.String(required=True)
+    pipeline_name = fields.String(required=True)
+    stage_id = fields.Integer(required=True)
+    stage_name = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(DEAL_STATUSES),
+                           metadata={"description": "The kind of its stage"})
+    manager = fields.String(allow_none=True, metadata={"description": "Responsible manager"})
+    amount = money(allow_none=True)
+    currency = fields.String(required=True)
+    source = fields.Nested(SourceSchema, allow_none=True)
+    products = fields.List(fields.Nested(ProductLineSchema), load_default=list)
+    close_reason = fields.String(allow_none=True, metadata={
+        "description": "Why it was won or lost"})
+    version = fields.Integer(required=True, metadata={"description": "Grows with every change"})
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+    closed_at = fields.AwareDateTime(allow_none=True)
+
+
+class StageChangeSchema(Contract):
+    id = fields.Integer(required=True)
+    deal_id = fields.String(required=True)
+    from_stage_id = fields.Integer(allow_none=True, metadata={"description": "Null on creation"})
+    from_stage_name = fields.String(allow_none=True)
+    to_stage_id = fields.Integer(required=True)
+    to_stage_name = fields.String(required=True)
+    actor = fields.String(allow_none=True, metadata={"description": "Who moved it"})
+    reason = fields.String(allow_none=True)
+    version = fields.Integer(required=True, metadata={"description": "Deal version it made"})
+    changed_at = fields.AwareDateTime(required=True)
+
+
+class TaskInputSchema(Contract):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    due_at = fields.AwareDateTime(required=True, metadata={
+        "description": "With a time zone offset; a reminder fires then"})
+    manager = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    contact_id = fields.String(allow_none=True, load_default=None)
+    deal_id = fields.String(allow_none=True, load_default=None)
+
+
+class TaskPatchSchema(Contract):
+    title = fields.String(validate=validate.Length(min=1, max=500))
+    due_at = fields.AwareDateTime(metadata={"description": "A new time reminds again"})
+    manager = fields.String(validate=validate.Length(min=1, max=100))
+    done = fields.Boolean(metadata={"description": "true: done; false: undone again"})
+
+
+class TaskSchema(Contract):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    due_at = fields.AwareDateTime(required=True)
+    manager = fields.String(allow_none=True)
+    contact_id = fields.String(allow_none=True)
+    deal_id = fields.String(allow_none=True)
+    done = fields.Boolean(required=True)
+    done_at = fields.AwareDateTime(allow_none=True)
+    reminded_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "When task_due was published, null until then"})
+    created_by = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class DealCardSchema(DealSchema):
+    """A deal with its stage history (oldest first) and its tasks."""
+    history = fields.List(fields.Nested(StageChangeSchema), load_default=list)
+    tasks = fields.List(fields.Nested(TaskSchema), load_default=list)
+
+
+class DealQuerySchema(Contract):
+    pipeline_id = fields.String(load_default=None, allow_none=True)
+    stage_id = fields.Integer(load_default=None, allow_none=True)
+    status = fields.String(load_default=None, allow_none=True,
+                           validate=validate.OneOf(DEAL_STATUSES))
+    manager = fields.String(load_default=None, allow_none=True)
+    contact_id = fields.String(load_default=None, allow_none=True)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class DealPageSchema(Contract):
+    items = fields.List(fields.Nested(DealSchema), required=True)
+    total = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+
+
+class TaskQuerySchema(Contract):
+    manager = fields.String(load_default=None, allow_none=True)
+    done = fields.Boolean(load_default=None, allow_none=True)
+    deal_id = fields.String(load_default=None, allow_none=True)
+    contact_id = fields.String(load_default=None, allow_none=True)
+    due_before = fields.AwareDateTime(load_default=None, allow_none=True)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class TaskPageSchema(Contract):
+    items = fields.List(fields.Nested(TaskSchema), required=True)
+    total = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+
+
+DEFAULT_FIRST_TASK = "Call back within 15 minutes"
+
+
+class LeadRuleInputSchema(Contract):
+    connector = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                              metadata={"description": "Connector the new client came from"})
+    form = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200),
+                         metadata={"description": "Only this form; null: any"})
+    pipeline = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={
+        "description": "Pipeline id, or a template name (loaded on first use)"})
+    task_title = fields.String(load_default=DEFAULT_FIRST_TASK,
+                               validate=validate.Length(min=1, max=500))
+    task_due_minutes = fields.Integer(load_default=15, validate=validate.Range(min=0, max=43200))
+    enabled = fields.Boolean(load_default=True)
+
+
+class LeadRuleSchema(LeadRuleInputSchema):
+    id = fields.String(required=True)
+    origin = fields.String(required=True, validate=validate.OneOf(("config", "api")),
+                           metadata={"description": "config (LEAD_RULES) or api; an api rule "
+                                                    "overrides a config rule of the same source"})
+
+
+class LeadRuleListSchema(Contract):
+    items = fields.List(fields.Nested(LeadRuleSchema), required=True)
+
+
+# -- events -----------------------------------------------------------------------------------
+
+class DealCreatedSchema(EventSchema):
+    deal = fields.Nested(DealSchema, required=True)
+    cause = fields.String(allow_none=True, metadata={
+        "description": "lead_rule:<rule id>, or who created it through the API"})
+
+
+class DealUpdatedSchema(EventSchema):
+    deal = fields.Nested(DealSchema, required=True)
+    changed = fields.List(fields.String(), load_default=list)
+
+
+class DealStageChangedSchema(EventSchema):
+    deal = fields.Nested(DealSchema, required=True)
+    change = fields.Nested(StageChangeSchema, required=True)
+
+
+class DealClosedSchema(EventSchema):
+    """deal_won and deal_lost: the deal reached a closing stage."""
+    deal = fields.Nested(DealSchema, required=True)
+    change = fields.Nested(StageChangeSchema, required=True)
+
+
+class TaskEventSchema(EventSchema):
+    task = fields.Nested(TaskSchema, required=True)
+    actor = fields.String(allow_none=True, metadata={
+        "description": "Who did it; null for the reminder timer"})
+
+
+class TaskUpdatedSchema(TaskEventSchema):
+    changed = fields.List(fields.String(), load_default=list)

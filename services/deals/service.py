@@ -1,0 +1,197 @@
+"""deals: pipelines with their stages, deals and their stage history, tasks with reminders,
+managers and lead rules."""
+from marshmallow import ValidationError
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+
+from crmhub.contracts import deals as schemas
+from crmhub.contracts import events as ev
+from crmhub.contracts.base import instance
+from crmhub.contracts.contacts import ContactCreatedSchema, ContactsMergedSchema
+from crmhub.contracts.errors import CrmhubError, InvalidInput, NotFound
+from crmhub.runtime.db import Database
+from crmhub.runtime.handlers import reliable_handler
+from crmhub.runtime.logs import LogContext
+from crmhub.runtime.rpc import RpcProxy
+from crmhub.runtime.timer import timer
+from crmhub.services.deals import logic
+from crmhub.services.deals.models import metadata
+
+EXPECTED = (CrmhubError,)
+
+
+def _load(schema_cls, payload):
+    try:
+        return instance(schema_cls).load(payload or {})
+    except ValidationError as exc:
+        raise InvalidInput("invalid input", exc.messages) from None
+
+
+def _dump(schema_cls, value):
+    return instance(schema_cls).dump(value)
+
+
+class DealsService:
+    name = "deals"
+
+    config = Config()
+    db = Database(metadata)
+    contacts = RpcProxy("contacts")
+    log_ctx = LogContext()
+
+    def _lead_rules(self):
+        return logic.config_rules(self.config.get("LEAD_RULES"))
+
+    def _card(self, contact_id):
+        """The client card (a merged id resolves to the surviving card); InvalidInput if none."""
+        try:
+            return self.contacts.get(contact_id)
+        except NotFound:
+            raise InvalidInput(f"contact_id: no client card {contact_id!r}",
+                               {"contact_id": [f"no client card {contact_id!r}"]}) from None
+
+    # -- pipelines -----------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def list_pipelines(self):
+        with self.db.connect() as conn:
+            return _dump(schemas.PipelineListSchema, {"items": logic.list_pipelines(conn)})
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_pipeline(self, pipeline_id):
+        with self.db.connect() as conn:
+            return _dump(schemas.PipelineSchema, logic.load_pipeline(conn, str(pipeline_id)))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_pipeline(self, data):
+        data = _load(schemas.PipelineInputSchema, data)
+        with self.db.transaction() as tx:
+            return _dump(schemas.PipelineSchema, logic.create_pipeline(tx, data))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_templates(self):
+        with self.db.connect() as conn:
+            return _dump(schemas.TemplateListSchema, {"items": logic.list_templates(conn)})
+
+    @rpc(expected_exceptions=EXPECTED)
+    def load_template(self, name):
+        with self.db.transaction() as tx:
+            pipeline, created = logic.load_template(tx, str(name))
+        return _dump(schemas.TemplateLoadedSchema, {"pipeline": pipeline, "created": created})
+
+    @rpc(expected_exceptions=EXPECTED)
+    def set_pipeline_managers(self, pipeline_id, request):
+        request = _load(schemas.PipelineManagersSchema, request)
+        with self.db.transaction() as tx:
+            pipeline = logic.set_pipeline_managers(tx, str(pipeline_id), request["managers"])
+        return _dump(schemas.PipelineSchema, pipeline)
+
+    # -- managers ------------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def list_managers(self):
+        with self.db.connect() as conn:
+            return _dump(schemas.ManagerListSchema, {"items": logic.list_managers(conn)})
+
+    @rpc(expected_exceptions=EXPECTED)
+    def put_manager(self, manager_id, data):
+        data = _load(schemas.ManagerInputSchema, data)
+        with self.db.transaction() as tx:
+            return _dump(schemas.ManagerSchema, logic.put_manager(tx, str(manager_id), data))
+
+    # -- deals ---------------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def search_deals(self, query=None):
+        params = _load(schemas.DealQuerySchema, query)
+        with self.db.connect() as conn:
+            return _dump(schemas.DealPageSchema, logic.search_deals(conn, **params))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_deal(self, deal_id):
+        with self.db.connect() as conn:
+            return _dump(schemas.DealCardSchema, logic.load_deal_card(conn, str(deal_id)))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_deal(self, data, actor=None):
+        data = _load(schemas.DealInputSchema, data)
+        card = self._card(data["contact_id"])
+        data.update(contact_id=card["id"], title=data.get("title") or card.get("name")
+                    or card.get("company"))
+        with self.db.transaction() as tx:
+            deal_id = logic.create_deal(tx, data, actor=actor)["id"]
+        return self.get_deal(deal_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def update_deal(self, deal_id, patch, actor=None):
+        patch = _load(schemas.DealPatchSchema, patch)
+        with self.db.transaction() as tx:
+            logic.update_deal(tx, str(deal_id), patch, actor=actor)
+        return self.get_deal(deal_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def move_deal(self, deal_id, request, actor=None):
+        request = _load(schemas.MoveSchema, request)
+        with self.db.transaction() as tx:
+            logic.move_deal(tx, str(deal_id), request["stage_id"], actor=actor,
+                            reason=request["reason"], expected_version=request["expected_version"])
+        return self.get_deal(deal_id)
+
+    # -- tasks ---------------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def search_tasks(self, query=None):
+        params = _load(schemas.TaskQuerySchema, query)
+        with self.db.connect() as conn:
+            return _dump(schemas.TaskPageSchema, logic.search_tasks(conn, **params))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_task(self, task_id):
+        with self.db.connect() as conn:
+            return _dump(schemas.TaskSchema, logic.load_task(conn, str(task_id)))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_task(self, data, actor=None):
+        data = _load(schemas.TaskInputSchema, data)
+        if data.get("contact_id"):
+            data["contact_id"] = self._card(data["contact_id"])["id"]
+        with self.db.transaction() as tx:
+            return _dump(schemas.TaskSchema, logic.create_task(tx, data, actor=actor))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def update_task(self, task_id, patch, actor=None):
+        patch = _load(schemas.TaskPatchSchema, patch)
+        with self.db.transaction() as tx:
+            return _dump(schemas.TaskSchema, logic.update_task(tx, str(task_id), patch, actor))
+
+    @timer("REMINDER_INTERVAL_SECONDS", default=5.0)
+    def fire_reminders(self):
+        """Publish task_due for every task that fell due (also while the service was down)."""
+        while True:
+            with self.db.transaction() as tx:
+                if len(logic.fire_due_reminders(tx)) < logic.REMINDER_BATCH:
+                    return
+
+    # -- lead rules ----------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def list_lead_rules(self):
+        with self.db.connect() as conn:
+            rules = logic.list_lead_rules(conn, self._lead_rules())
+        return _dump(schemas.LeadRuleListSchema, {"items": rules})
+
+    @rpc(expected_exceptions=EXPECTED)
+    def put_lead_rule(self, data):
+        data = _load(schemas.LeadRuleInputSchema, data)
+        with self.db.transaction() as tx:
+            return _dump(schemas.LeadRuleSchema, logic.put_lead_rule(tx, data))
+
+    # New clients, not form submissions: contact_created carries the card id a deal needs
+    # and fires once per client (a form from a known client is no new lead), whatever the
+    # channel (form today, calls and messengers later, all through the card's source).
+    @reliable_handler("contacts", ev.CONTACT_CREATED)
+    def on_contact_created(self, payload):
+        event = instance(ContactCreatedSchema).load(payload)
+        with self.db.transaction() as tx:
+            logic.apply_lead_rules(tx, event, self._lead_rules())
+
+    @reliable_handler("contacts", ev.CONTACTS_MERGED)
+    def on_contacts_merged(self, payload):
+        event = instance(ContactsMergedSchema).load(payload)
+        with self.db.transaction() as tx:
+            logic.move_contact(tx, event["source_id"], event["target_id"])
