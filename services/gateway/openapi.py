@@ -85,11 +85,21 @@ def entrypoints(service_cls):
                 yield name, fn, entrypoint
 
 
+def html_page(fn):
+    """Mark an HTTP entrypoint as a page of the operator UI: HTML for people, not part of the
+    REST API, so the OpenAPI document leaves it out on purpose."""
+    fn.__html_page__ = True
+    return fn
+
+
 def documented_by(fn, url: str) -> str | None:
     """How a route is documented: ``"operation"`` (its metadata), ``"builtin"`` (described
-    in :data:`BUILTIN`), ``"catch-all"`` or None (undocumented)."""
+    in :data:`BUILTIN`), ``"catch-all"``, ``"page"`` (an HTML page, see :func:`html_page`)
+    or None (undocumented)."""
     if getattr(fn, "__openapi__", None) is not None:
         return "operation"
+    if getattr(fn, "__html_page__", False):
+        return "page"
     if url in BUILTIN:
         return "builtin"
     if url in CATCH_ALL:
