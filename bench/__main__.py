@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks, print the figures, keep them in bench/results/.
 
-    python -m bench [ingest] [lookup] [--duration S] [--rate N] [--contacts N]
+    python -m bench [ingest] [lookup] [deals] [--duration S] [--rate N] [--contacts N]
+                    [--deals N] [--move-rate N] [--reminder-tasks N] [--reminder-window S]
 """
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest, lookup
+from bench import deals, ingest, lookup
 from bench.common import RESULTS
 
-SUITES = {"ingest": ingest, "lookup": lookup}
+SUITES = {"ingest": ingest, "lookup": lookup, "deals": deals}
 
 
 def main():
@@ -26,6 +27,13 @@ def main():
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--gateways", type=int, nargs="+", default=[1, 2],
                         help="gateway process counts to measure ingestion with")
+    parser.add_argument("--deals", type=int, default=10_000,
+                        help="open deals in the pipeline of the board")
+    parser.add_argument("--move-rate", type=int, default=20,
+                        help="moves/s of the move -> timeline phase (for --duration seconds)")
+    parser.add_argument("--reminder-tasks", type=int, default=100_000)
+    parser.add_argument("--reminder-window", type=float, default=600,
+                        help="seconds over which the reminders fall due (a day compressed)")
     args = parser.parse_args()
     chosen = args.suites or list(SUITES)
     results = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
@@ -39,6 +47,12 @@ def main():
         if "lookup" in chosen:
             results["lookup"] = lookup.run(workdir, args.contacts)
             print(json.dumps({"lookup": results["lookup"]}, indent=2), flush=True)
+        if "deals" in chosen:
+            results["deals"] = deals.run(workdir, open_deals=args.deals,
+                                         move_rate=args.move_rate, move_duration=args.duration,
+                                         reminder_tasks=args.reminder_tasks,
+                                         reminder_window=args.reminder_window)
+            print(json.dumps({"deals": results["deals"]}, indent=2), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))

@@ -188,6 +188,9 @@ class DealSchema(Contract):
     id = fields.String(required=True)
     title = fields.String(required=True)
     contact_id = fields.String(required=True)
+    contact_name = fields.String(allow_none=True, metadata={
+        "description": "The client's name (or company) as the deals service last heard it "
+                       "from the contacts service; null if unknown"})
     pipeline_id = fields.String(required=True)
     pipeline_name = fields.String(required=True)
     stage_id = fields.Integer(required=True)
@@ -290,6 +293,45 @@ class TaskPageSchema(Contract):
     total = fields.Integer(required=True)
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
+
+
+class BoardQuerySchema(Contract):
+    per_stage = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100),
+                               metadata={"description": "Deals shown in each column (the "
+                                                        "first page; more with GET /api/v1/"
+                                                        "deals?pipeline_id=&stage_id=&"
+                                                        "status=open&offset=)"})
+    manager = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100),
+                            metadata={"description": "Only this manager's deals"})
+
+
+class AmountTotalSchema(Contract):
+    currency = fields.String(required=True)
+    amount = DecimalString(places=2, required=True, metadata={
+        "description": "Sum of the amounts in this currency (deals without one count as 0)"})
+    count = fields.Integer(required=True, metadata={"description": "Deals in this currency"})
+
+
+class BoardColumnSchema(Contract):
+    stage = fields.Nested(StageSchema, required=True)
+    count = fields.Integer(required=True, metadata={"description": "Open deals in the stage"})
+    totals = fields.List(fields.Nested(AmountTotalSchema), required=True, metadata={
+        "description": "Sum of their amounts, per currency"})
+    deals = fields.List(fields.Nested(DealSchema), required=True, metadata={
+        "description": "The first per_stage of them, latest activity (updated_at) first"})
+
+
+class BoardSchema(Contract):
+    """A pipeline's open deals by stage: one column per stage, in order. Won and lost stages
+    are columns too (where a deal is dropped to close it) but hold no deals: a closed deal
+    leaves the board."""
+    pipeline_id = fields.String(required=True)
+    pipeline_name = fields.String(required=True)
+    manager = fields.String(allow_none=True, metadata={"description": "The filter, or null"})
+    per_stage = fields.Integer(required=True)
+    count = fields.Integer(required=True, metadata={"description": "Open deals on the board"})
+    totals = fields.List(fields.Nested(AmountTotalSchema), required=True)
+    columns = fields.List(fields.Nested(BoardColumnSchema), required=True)
 
 
 DEFAULT_FIRST_TASK = "Call back within 15 minutes"

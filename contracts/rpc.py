@@ -44,6 +44,9 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "Create or replace a manager by id."),
     RpcSpec("deals", "search_deals", deals.DealQuerySchema, deals.DealPageSchema,
             "List deals by pipeline, stage, status, manager or client card."),
+    RpcSpec("deals", "board", deals.BoardQuerySchema, deals.BoardSchema,
+            "A pipeline's open deals by stage: count, totals per currency and the first deals "
+            "of each column."),
     RpcSpec("deals", "get_deal", None, deals.DealCardSchema,
             "A deal with its stage history and tasks."),
     RpcSpec("deals", "create_deal", deals.DealInputSchema, deals.DealCardSchema,

@@ -247,14 +247,20 @@ def load_deals(conn, ids: list[str]) -> list[dict]:
         .join(stages, stages.c.id == deals.c.stage_id)
         .join(pipelines, pipelines.c.id == deals.c.pipeline_id)
         .where(deals.c.id.in_(ids)))}
-    return [{
-        "id": r.id, "title": r.title, "contact_id": r.contact_id, "pipeline_id": r.pipeline_id,
-        "pipeline_name": r.pipeline_name, "stage_id": r.stage_id, "stage_name": r.stage_name,
+    return [_deal(r, r.pipeline_name, r.stage_name)
+            for r in (rows.get(i) for i in ids) if r is not None]
+
+
+def _deal(r, pipeline_name: str, stage_name: str) -> dict:
+    return {
+        "id": r.id, "title": r.title, "contact_id": r.contact_id,
+        "contact_name": r.contact_name, "pipeline_id": r.pipeline_id,
+        "pipeline_name": pipeline_name, "stage_id": r.stage_id, "stage_name": stage_name,
         "status": r.status, "manager": r.manager, "amount": _amount(r.amount_minor),
         "currency": r.currency, "source": r.source, "products": r.products or [],
         "close_reason": r.close_reason, "version": r.version,
         "created_at": _aware(r.created_at), "updated_at": _aware(r.updated_at),
-        "closed_at": _aware(r.closed_at)} for r in (rows.get(i) for i in ids) if r is not None]
+        "closed_at": _aware(r.closed_at)}
 
 
 def load_deal(conn, deal_id: str) -> dict:
@@ -301,15 +307,84 @@ def _page(conn, query, order, limit, offset, loader) -> dict:
     return {"items": loader(conn, ids), "total": total, "limit": limit, "offset": offset}
 
 
+# Latest activity first: the order of a board's columns and of the pages that continue them.
+DEAL_ORDER = (deals.c.updated_at.desc(), deals.c.id)
+
+
 def search_deals(conn, pipeline_id=None, stage_id=None, status=None, manager=None,
                  contact_id=None, limit=50, offset=0) -> dict:
+    """Deals by any of the filters, latest activity first. ``pipeline_id``, ``stage_id`` and
+    ``status="open"`` with an ``offset`` page a board's column after its first page."""
     query = sa.select(deals.c.id)
     for column, value in ((deals.c.pipeline_id, pipeline_id), (deals.c.stage_id, stage_id),
                           (deals.c.status, status), (deals.c.manager, manager),
                           (deals.c.contact_id, contact_id)):
         if value is not None:
             query = query.where(column == value)
-    return _page(conn, query, (deals.c.updated_at.desc(), deals.c.id), limit, offset, load_deals)
+    return _page(conn, query, DEAL_ORDER, limit, offset, load_deals)
+
+
+# -- the board ---------------------------------------------------------------------------------
+
+def _totals(groups) -> list[dict]:
+    """``[(currency, count, sum of minor units)]`` as totals per currency, by currency."""
+    merged: dict[str, list[int]] = {}
+    for currency, count, minor in groups:
+        total = merged.setdefault(currency, [0, 0])
+        total[0] += count
+        total[1] += minor or 0
+    return [{"currency": c, "count": n, "amount": _amount(m)}
+            for c, (n, m) in sorted(merged.items())]
+
+
+def _first_deals_per_stage(conn, pipeline_id: str, where: list, per_stage: int):
+    """The first ``per_stage`` open deals of each stage (``DEAL_ORDER``), in one query.
+
+    PostgreSQL: a LATERAL subquery per open stage, each a short range of ix_deals_open_board,
+    so the cost follows the rows shown, not the deals in the pipeline. SQLite (no LATERAL):
+    row_number() over each stage's deals."""
+    if is_postgres(conn):
+        column = (sa.select(deals).where(deals.c.stage_id == stages.c.id, *where)
+                  .order_by(*DEAL_ORDER).limit(per_stage).lateral("column_deals"))
+        query = (sa.select(column).select_from(stages.join(column, sa.true()))
+                 .where(stages.c.pipeline_id == pipeline_id, stages.c.kind == "open"))
+        return conn.execute(query).all()
+    rank = sa.func.row_number().over(partition_by=deals.c.stage_id, order_by=DEAL_ORDER)
+    ranked = sa.select(deals, rank.label("rank")).where(*where).subquery()
+    query = (sa.select(*(ranked.c[c.name] for c in deals.columns))
+             .where(ranked.c.rank <= per_stage)
+             .order_by(ranked.c.stage_id, ranked.c.rank))
+    return conn.execute(query).all()
+
+
+def board(conn, pipeline_id: str, per_stage: int = 20, manager: str | None = None) -> dict:
+    """A pipeline's open deals by stage: per stage (column) the count and the sum of amounts
+    per currency, from one grouped query, and the first ``per_stage`` deals, latest activity
+    first, from one more. Won and lost stages are columns without deals."""
+    pipeline = load_pipeline(conn, pipeline_id)
+    where = [deals.c.pipeline_id == pipeline_id, deals.c.status == "open"]
+    if manager is not None:
+        where.append(deals.c.manager == manager)
+    groups: dict[int, list] = {}
+    for row in conn.execute(
+            sa.select(deals.c.stage_id, deals.c.currency, sa.func.count(),
+                      sa.func.sum(deals.c.amount_minor))
+            .where(*where).group_by(deals.c.stage_id, deals.c.currency)):
+        groups.setdefault(row[0], []).append(tuple(row[1:]))
+    names = {s["id"]: s["name"] for s in pipeline["stages"]}
+    shown: dict[int, list] = {}
+    for row in _first_deals_per_stage(conn, pipeline_id, where, per_stage):
+        shown.setdefault(row.stage_id, []).append(
+            _deal(row, pipeline["name"], names.get(row.stage_id, "")))
+    for column in shown.values():  # the query's order holds within a stage; made sure here
+        column.sort(key=lambda d: (-d["updated_at"].timestamp(), d["id"]))
+    columns = [{"stage": s, "count": sum(n for _, n, _ in groups.get(s["id"], ())),
+                "totals": _totals(groups.get(s["id"], ())), "deals": shown.get(s["id"], [])}
+               for s in pipeline["stages"]]
+    return {"pipeline_id": pipeline["id"], "pipeline_name": pipeline["name"],
+            "manager": manager, "per_stage": per_stage,
+            "count": sum(c["count"] for c in columns),
+            "totals": _totals(t for rows in groups.values() for t in rows), "columns": columns}
 
 
 # -- deals: writing ----------------------------------------------------------------------------
@@ -354,6 +429,7 @@ def create_deal(tx, data: dict, actor: str | None = None, cause: str | None = No
     now, deal_id = utcnow(), new_id()
     tx.execute(deals.insert().values(
         id=deal_id, title=(data.get("title") or "Deal")[:300], contact_id=data["contact_id"],
+        contact_name=data.get("contact_name"), contact_synced_at=data.get("contact_synced_at"),
         pipeline_id=data["pipeline_id"], stage_id=stage.id, status=stage.kind,
         manager=data.get("manager"), amount_minor=_minor(data.get("amount")),
         currency=data.get("currency") or "RUB", source=data.get("source"),
@@ -430,6 +506,24 @@ def update_deal(tx, deal_id: str, patch: dict, actor: str | None = None) -> dict
     changed = sorted("amount" if k == "amount_minor" else k for k in values)
     tx.emit(ev.DEAL_UPDATED, new_event(DealUpdatedSchema, deal=deal, changed=changed))
     return deal
+
+
+def contact_name(contact: dict) -> str | None:
+    """What a deal shows as its client: the card's name, else its company."""
+    return (contact.get("name") or contact.get("company") or None)
+
+
+def sync_contact(tx, contact: dict) -> int:
+    """A card changed (``contact_updated``): its deals, and those of the cards merged into it
+    that have not followed it yet, take its name. An event older than the name a deal holds
+    (events of one card may be handled out of order) changes nothing. Returns the deals
+    changed."""
+    synced_at = _utc(contact["updated_at"])
+    ids = [contact["id"], *(contact.get("merged_ids") or [])]
+    return tx.execute(deals.update().where(
+        deals.c.contact_id.in_(ids),
+        sa.or_(deals.c.contact_synced_at.is_(None), deals.c.contact_synced_at < synced_at))
+        .values(contact_name=contact_name(contact), contact_synced_at=synced_at)).rowcount
 
 
 def move_contact(tx, source_id: str, target_id: str) -> None:
@@ -541,6 +635,14 @@ def fire_due_reminders(tx, now: dt.datetime | None = None, limit: int = REMINDER
     return fired
 
 
+def next_reminder_due(conn) -> dt.datetime | None:
+    """When the next reminder falls due (it may be past: claimed by another instance right
+    now, or due meanwhile), None if no task awaits one. One lookup in ix_tasks_to_remind."""
+    return _aware(conn.execute(
+        sa.select(sa.func.min(tasks.c.due_at))
+        .where(sa.not_(tasks.c.done), tasks.c.reminded_at.is_(None))).scalar())
+
+
 # -- lead rules --------------------------------------------------------------------------------
 
 def config_rules(value) -> list[dict]:
@@ -645,7 +747,8 @@ def apply_lead_rules(tx, event: dict, from_config: list[dict], now=None) -> dict
     actor = f"lead_rule:{rule['id']}"
     deal = create_deal(tx, {"contact_id": contact["id"], "pipeline_id": pipeline_id,
                             "title": _lead_title(contact), "manager": manager,
-                            "source": source}, actor=actor)
+                            "source": source, "contact_name": contact_name(contact),
+                            "contact_synced_at": _utc(contact["updated_at"])}, actor=actor)
     now = now or utcnow()
     create_task(tx, {"title": rule["task_title"], "manager": manager, "deal_id": deal["id"],
                      "contact_id": contact["id"],

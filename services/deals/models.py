@@ -53,6 +53,11 @@ deals = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("title", sa.String(300), nullable=False),
     sa.Column("contact_id", sa.String(32), nullable=False),
+    # The client's name, copied from the contacts service (when the deal is opened, then from
+    # contact_updated) so a board shows it without asking that service; contact_synced_at is
+    # the card's updated_at it came from: an older event never overwrites a newer name.
+    sa.Column("contact_name", sa.String(300)),
+    sa.Column("contact_synced_at", sa.DateTime(timezone=True)),
     sa.Column("pipeline_id", sa.String(64), nullable=False),
     sa.Column("stage_id", sa.BigInteger, nullable=False),
     sa.Column("status", sa.String(8), nullable=False),
@@ -71,6 +76,10 @@ deals = sa.Table(
     sa.Index("ix_deals_pipeline_stage", "pipeline_id", "stage_id"),
     sa.Index("ix_deals_manager", "manager"),
 )
+# The board: the open deals of each stage, latest activity first (also what pages a column).
+OPEN = sa.text("status = 'open'")
+sa.Index("ix_deals_open_board", deals.c.pipeline_id, deals.c.stage_id, deals.c.updated_at.desc(),
+         deals.c.id, postgresql_where=OPEN, sqlite_where=OPEN)
 
 # One row per move; (deal_id, version) is unique, so two moves can never both claim to
 # follow the same state of a deal.

@@ -7,13 +7,18 @@ from nameko.rpc import rpc
 from crmhub.contracts import deals as schemas
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance
-from crmhub.contracts.contacts import ContactCreatedSchema, ContactsMergedSchema
+from crmhub.contracts.contacts import (
+    CardSchema,
+    ContactCreatedSchema,
+    ContactsMergedSchema,
+    ContactUpdatedSchema,
+)
 from crmhub.contracts.errors import CrmhubError, InvalidInput, NotFound
 from crmhub.runtime.db import Database
 from crmhub.runtime.handlers import reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.rpc import RpcProxy
-from crmhub.runtime.timer import timer
+from crmhub.runtime.timer import DueTimerWakeup, due_timer
 from crmhub.services.deals import logic
 from crmhub.services.deals.models import metadata
 
@@ -38,6 +43,8 @@ class DealsService:
     db = Database(metadata)
     contacts = RpcProxy("contacts")
     log_ctx = LogContext()
+    # Wakes fire_reminders early when this process schedules a task sooner than it sleeps.
+    wake_reminders = DueTimerWakeup()
 
     def _lead_rules(self):
         return logic.config_rules(self.config.get("LEAD_RULES"))
@@ -45,7 +52,7 @@ class DealsService:
     def _card(self, contact_id):
         """The client card (a merged id resolves to the surviving card); InvalidInput if none."""
         try:
-            return self.contacts.get(contact_id)
+            return instance(CardSchema).load(self.contacts.get(contact_id))
         except NotFound:
             raise InvalidInput(f"contact_id: no client card {contact_id!r}",
                                {"contact_id": [f"no client card {contact_id!r}"]}) from None
@@ -105,6 +112,12 @@ class DealsService:
             return _dump(schemas.DealPageSchema, logic.search_deals(conn, **params))
 
     @rpc(expected_exceptions=EXPECTED)
+    def board(self, pipeline_id, per_stage=20, manager=None):
+        params = _load(schemas.BoardQuerySchema, {"per_stage": per_stage, "manager": manager})
+        with self.db.connect() as conn:
+            return _dump(schemas.BoardSchema, logic.board(conn, str(pipeline_id), **params))
+
+    @rpc(expected_exceptions=EXPECTED)
     def get_deal(self, deal_id):
         with self.db.connect() as conn:
             return _dump(schemas.DealCardSchema, logic.load_deal_card(conn, str(deal_id)))
@@ -113,8 +126,8 @@ class DealsService:
     def create_deal(self, data, actor=None):
         data = _load(schemas.DealInputSchema, data)
         card = self._card(data["contact_id"])
-        data.update(contact_id=card["id"], title=data.get("title") or card.get("name")
-                    or card.get("company"))
+        data.update(contact_id=card["id"], title=data.get("title") or logic.contact_name(card),
+                    contact_name=logic.contact_name(card), contact_synced_at=card["updated_at"])
         with self.db.transaction() as tx:
             deal_id = logic.create_deal(tx, data, actor=actor)["id"]
         return self.get_deal(deal_id)
@@ -152,21 +165,30 @@ class DealsService:
         if data.get("contact_id"):
             data["contact_id"] = self._card(data["contact_id"])["id"]
         with self.db.transaction() as tx:
-            return _dump(schemas.TaskSchema, logic.create_task(tx, data, actor=actor))
+            task = logic.create_task(tx, data, actor=actor)
+        self.wake_reminders(task["due_at"])
+        return _dump(schemas.TaskSchema, task)
 
     @rpc(expected_exceptions=EXPECTED)
     def update_task(self, task_id, patch, actor=None):
         patch = _load(schemas.TaskPatchSchema, patch)
         with self.db.transaction() as tx:
-            return _dump(schemas.TaskSchema, logic.update_task(tx, str(task_id), patch, actor))
+            task = logic.update_task(tx, str(task_id), patch, actor)
+        if task["reminded_at"] is None and not task["done"]:
+            self.wake_reminders(task["due_at"])
+        return _dump(schemas.TaskSchema, task)
 
-    @timer("REMINDER_INTERVAL_SECONDS", default=5.0)
+    @due_timer("REMINDER_INTERVAL_SECONDS", default=5.0)
     def fire_reminders(self):
-        """Publish task_due for every task that fell due (also while the service was down)."""
+        """Publish task_due for every task that fell due (also while the service was down);
+        returns when the next one falls due, which is when this runs again (or sooner if
+        woken, or after REMINDER_INTERVAL_SECONDS at the latest: tasks of other processes)."""
         while True:
             with self.db.transaction() as tx:
                 if len(logic.fire_due_reminders(tx)) < logic.REMINDER_BATCH:
-                    return
+                    break
+        with self.db.connect() as conn:
+            return logic.next_reminder_due(conn)
 
     # -- lead rules ----------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)
@@ -188,7 +210,16 @@ class DealsService:
     def on_contact_created(self, payload):
         event = instance(ContactCreatedSchema).load(payload)
         with self.db.transaction() as tx:
-            logic.apply_lead_rules(tx, event, self._lead_rules())
+            deal = logic.apply_lead_rules(tx, event, self._lead_rules())
+        if deal is not None:
+            self.wake_reminders()  # its first task may be due at once
+
+    # The client's name on the deals (the board shows it without asking the contacts service).
+    @reliable_handler("contacts", ev.CONTACT_UPDATED)
+    def on_contact_updated(self, payload):
+        event = instance(ContactUpdatedSchema).load(payload)
+        with self.db.transaction() as tx:
+            logic.sync_contact(tx, event["contact"])
 
     @reliable_handler("contacts", ev.CONTACTS_MERGED)
     def on_contacts_merged(self, payload):

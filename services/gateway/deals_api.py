@@ -51,6 +51,20 @@ class DealsApi:
         self._principal(request, "deals:read")
         return self.deals.get_pipeline(pipeline_id)
 
+    @http("GET", "/api/v1/pipelines/<string:pipeline_id>/board")
+    @operation(summary="The pipeline board: open deals by stage, with counts and totals",
+               tags=["pipelines"], query=schemas.BoardQuerySchema,
+               response=schemas.BoardSchema, permission="deals:read",
+               description="One column per stage, in order: the number of open deals, the sum "
+                           "of their amounts per currency, and the first `per_stage` deals, "
+                           "latest activity first. Won and lost stages are columns without "
+                           "deals. More of a column: `GET /api/v1/deals?pipeline_id=&stage_id="
+                           "&status=open&limit=&offset=` (same order; add `manager=` if the "
+                           "board was filtered).")
+    def get_pipeline_board(self, request, pipeline_id):
+        self._principal(request, "deals:read")
+        return self.deals.board(pipeline_id, **_query(request, schemas.BoardQuerySchema))
+
     @http("PUT", "/api/v1/pipelines/<string:pipeline_id>/managers")
     @operation(summary="Set the managers who receive the pipeline's new leads, in turn",
                tags=["pipelines"], request=schemas.PipelineManagersSchema,

@@ -1,7 +1,9 @@
 """The gateway's HTTP entrypoint: request ids, body limits and JSON errors."""
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import uuid
 from functools import partial
 
@@ -10,6 +12,7 @@ from eventlet.event import Event
 from marshmallow import ValidationError
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
@@ -53,9 +56,23 @@ def _request_id(request) -> str:
     return given[:100] if given and given.isprintable() else uuid.uuid4().hex
 
 
+class NoDelayWebServer(WebServer):
+    """nameko's web server with Nagle's algorithm off on every connection. eventlet's wsgi
+    writes the headers, then a body too big for its 16 KiB buffer, as two segments; with
+    Nagle on, the body waits for the client's ACK of the headers, which a client delays by up
+    to 40 ms: a 20-60 KB answer (a pipeline board) took 60 ms instead of 13."""
+
+    def process_request(self, sock, address):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().process_request(sock, address)
+
+
 class JsonHttpHandler(HttpRequestHandler):
     """Like nameko's ``@http``, plus: the request id enters the worker context (and so every
     RPC and event downstream), bodies are capped at ``MAX_BODY_BYTES``, errors are JSON."""
+
+    server = NoDelayWebServer()
 
     def __init__(self, method, url, **kwargs):
         kwargs.setdefault("expected_exceptions", (CrmhubError, WebhookError, ValidationError))

@@ -54,7 +54,8 @@ PIPELINE = {"id": "cleaning-services", "name": "Клининговые услу�
                         "name": "Получена полная оплата"}]}
 DEAL = {"id": "d-7c1e2f", "title": "Уборка офиса, ООО Ромашка", "contact_id": "c-5f2d1e0a9b",
         "pipeline_id": "cleaning-services", "pipeline_name": "Клининговые услуги для бизнеса",
-        "stage_id": 12, "stage_name": "Начали готовить КП", "status": "open", "manager": "olga",
+        "contact_name": "Анна Петрова", "stage_id": 12, "stage_name": "Начали готовить КП",
+        "status": "open", "manager": "olga",
         "amount": "185000.00", "currency": "RUB", "source": CONTACT["source"],
         "products": [{"sku": "CLN-OFFICE-M", "name": "Уборка офиса, месяц", "quantity": "1.000",
                       "price": "185000.00"}],
@@ -160,6 +161,20 @@ RPC_PAYLOADS.update({
                                         "contact_id": None, "limit": 20, "offset": 0},
     ("deals.search_deals", "response"): dumped(deals.DealPageSchema, {
         "items": [DEAL], "total": 1, "limit": 20, "offset": 0}),
+    ("deals.board", "request"): {"per_stage": 20, "manager": "olga"},
+    ("deals.board", "response"): dumped(deals.BoardSchema, {
+        "pipeline_id": "cleaning-services", "pipeline_name": "Клининговые услуги для бизнеса",
+        "manager": "olga", "per_stage": 20, "count": 2,
+        "totals": [{"currency": "RUB", "amount": "185000.00", "count": 1},
+                   {"currency": "USD", "amount": "0.00", "count": 1}],
+        "columns": [
+            {"stage": PIPELINE["stages"][0], "count": 0, "totals": [], "deals": []},
+            {"stage": STAGE, "count": 2,
+             "totals": [{"currency": "RUB", "amount": "185000.00", "count": 1},
+                        {"currency": "USD", "amount": "0.00", "count": 1}],
+             "deals": [DEAL, {**DEAL, "id": "d-11aa", "amount": None, "currency": "USD",
+                              "contact_name": None, "updated_at": T0}]},
+            {"stage": PIPELINE["stages"][2], "count": 0, "totals": [], "deals": []}]}),
     ("deals.get_deal", "response"): DEAL_CARD,
     ("deals.create_deal", "request"): {
         "contact_id": "c-5f2d1e0a9b", "pipeline_id": "cleaning-services", "stage_id": None,

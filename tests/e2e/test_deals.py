@@ -53,6 +53,17 @@ def test_a_form_becomes_a_card_with_a_deal_and_a_first_task(hub):
     assert moved.status_code == 200, moved.text
     assert [(h["to_stage_name"], h["actor"]) for h in moved.json()["history"]] == [
         ("Lead", "lead_rule:config-1"), ("Qualified", "Olga")]
+    board = requests.get(f"{hub.base_url}/api/v1/pipelines/b2b-sales/board", headers=operator,
+                         params={"per_stage": 5}, timeout=10)
+    assert board.status_code == 200, board.text
+    columns = {c["stage"]["name"]: c for c in board.json()["columns"]}
+    assert [(d["id"], d["contact_name"]) for d in columns["Qualified"]["deals"]] == [
+        (deal["id"], "Мария Иванова")]
+    assert (columns["Qualified"]["count"], columns["Lead"]["count"]) == (1, 0)
+    more = hub.api("GET", "/api/v1/deals", params={
+        "pipeline_id": "b2b-sales", "stage_id": stages["Qualified"], "status": "open",
+        "limit": 5, "offset": 5}).json()
+    assert (more["items"], more["total"]) == ([], 1)
     done = requests.patch(f"{hub.base_url}/api/v1/tasks/{task['id']}", headers=operator,
                           json={"done": True}, timeout=10)
     assert done.json()["done"] is True

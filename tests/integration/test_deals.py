@@ -103,6 +103,7 @@ def test_a_form_becomes_a_card_with_a_deal_a_first_task_and_timeline_entries(
                                   message="a deal for the new card")
     _, [other] = wait_for(lambda: deals_of("89162223344"), timeout=15)
     assert (deal["pipeline_id"], deal["stage_name"], deal["title"]) == ("b2b-sales", "Lead", "Анна")
+    assert deal["contact_name"] == "Анна"
     assert {deal["manager"], other["manager"]} == {"olga", "pavel"}  # in turn
     with db.connect() as conn:
         [task] = logic.load_deal_card(conn, deal["id"])["tasks"]
@@ -129,6 +130,16 @@ def test_a_form_becomes_a_card_with_a_deal_a_first_task_and_timeline_entries(
     assert sorted(timeline_kinds()) == sorted([
         "form_submitted", "deal_created", "task_created", "deal_stage_changed", "deal_won"])
 
+    # The client renamed: its deals show the new name (from contact_updated).
+    with ServiceRpcProxy("contacts", config) as contacts:
+        contacts.update(contact_id, {"name": "Анна Петрова"})
+
+    def contact_name():
+        with db.connect() as conn:
+            return logic.load_deal(conn, deal["id"])["contact_name"]
+
+    wait_for(lambda: contact_name() == "Анна Петрова", timeout=15, message="the new name")
+
 
 def deal_stages(db):
     with db.connect() as conn:
@@ -138,7 +149,9 @@ def deal_stages(db):
 @pytest.fixture
 def pg_config(amqp_uri, tmp_path, pg_url):
     fresh_schema(pg_url, "deals")
-    return hub_config(amqp_uri, tmp_path, pg_url)
+    # A long interval: reminders below fire at their time because the service sleeps until
+    # the next due time or is woken by the task it just created, not because it polls.
+    return hub_config(amqp_uri, tmp_path, pg_url, REMINDER_INTERVAL_SECONDS=60)
 
 
 def add_task(db, due_at, title="Позвонить"):
@@ -158,14 +171,18 @@ def test_a_reminder_due_while_the_service_was_down_fires_once_when_it_is_back(
     first.start()
     [reminder] = wait_for(drain, timeout=10, message="the missed reminder")
     assert reminder["task"]["id"] == missed["id"] and reminder["task"]["manager"] == "olga"
-    soon = add_task(db, utcnow() + dt.timedelta(seconds=0.5), "Скоро")
+    # A task set through the service wakes its timer, asleep for the interval otherwise.
+    with ServiceRpcProxy("deals", config) as deals:
+        soon = deals.create_task({"title": "Скоро", "manager": "olga", "due_at": (
+            utcnow() + dt.timedelta(seconds=0.5)).isoformat()}, "olga")
     [reminder] = wait_for(drain, timeout=10, message="a reminder at its time")
     assert reminder["task"]["id"] == soon["id"]
     first.stop()
 
+    # Written while no instance ran: found at start, fired when due.
+    later = add_task(db, utcnow() + dt.timedelta(seconds=1.5), "Потом")
     again = container_factory(DealsService, config)
     again.start()
-    later = add_task(db, utcnow() + dt.timedelta(seconds=0.5), "Потом")
     [reminder] = wait_for(drain, timeout=10)
     assert reminder["task"]["id"] == later["id"]  # nothing fired twice after the restart
     eventlet.sleep(0.5)

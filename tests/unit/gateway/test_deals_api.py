@@ -32,6 +32,21 @@ def test_template_routes_win_over_a_pipeline_id():
     assert rules.match("/api/v1/pipelines/b2b-sales", "GET") == (
         "get_pipeline", {"pipeline_id": "b2b-sales"})
     assert rules.match("/api/v1/deals/d1/move", "POST") == ("move_deal", {"deal_id": "d1"})
+    assert rules.match("/api/v1/pipelines/b2b-sales/board", "GET") == (
+        "get_pipeline_board", {"pipeline_id": "b2b-sales"})
+
+
+def test_the_board_passes_its_query_to_the_deals_service(gateway):
+    gateway.deals.board.return_value = {"pipeline_id": "b2b-sales", "columns": []}
+    body = gateway.get_pipeline_board(
+        request("/api/v1/pipelines/b2b-sales/board?per_stage=10&manager=olga"), "b2b-sales")
+    assert body == {"pipeline_id": "b2b-sales", "columns": []}
+    gateway.deals.board.assert_called_once_with("b2b-sales", per_stage="10", manager="olga")
+    gateway.get_pipeline_board(request("/api/v1/pipelines/b2b-sales/board"), "b2b-sales")
+    gateway.deals.board.assert_called_with("b2b-sales")
+    with pytest.raises(InvalidInput) as err:
+        gateway.get_pipeline_board(request("/api/v1/pipelines/x/board?stage_id=3"), "x")
+    assert err.value.details == {"stage_id": ["Unknown field."]}
 
 
 def test_the_caller_is_recorded_as_who_moved_the_deal(gateway):

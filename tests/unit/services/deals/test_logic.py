@@ -3,6 +3,7 @@ reminders, lead rules with round-robin, and the events each change puts in the o
 import datetime as dt
 import json
 import uuid
+from decimal import Decimal
 
 import eventlet
 import pytest
@@ -221,6 +222,98 @@ def test_update_changes_fields_and_tells_what_changed(db, b2b):
     assert same["version"] == 2
 
 
+# -- the board --------------------------------------------------------------------------------
+
+def test_the_board_counts_sums_and_shows_the_latest_deals_of_each_stage(db, b2b):
+    lead, qualified = stage(b2b, "Lead"), stage(b2b, "Qualified")
+    leads = [open_deal(db, b2b, contact_id=f"c{i}", amount=100 * i, manager="anna")
+             for i in range(1, 6)]
+    dollars = open_deal(db, b2b, amount=Decimal("12.50"), currency="USD", manager="boris")
+    unpriced = open_deal(db, b2b, manager="boris")
+    for deal in (dollars, unpriced):
+        run(db, logic.move_deal, deal["id"], qualified)
+    won = open_deal(db, b2b, amount=999)
+    run(db, logic.move_deal, won["id"], stage(b2b, "Won"))
+    # Activity brings a deal to the top of its column.
+    run(db, logic.update_deal, leads[1]["id"], {"title": "Поставка, срочно"})
+
+    with db.connect() as conn:
+        board = logic.board(conn, "b2b-sales", per_stage=3)
+    assert [c["stage"]["name"] for c in board["columns"]] == [
+        "Lead", "Qualified", "Proposal", "Negotiation", "Won", "Lost"]
+    columns = {c["stage"]["id"]: c for c in board["columns"]}
+    assert columns[lead]["count"] == 5
+    assert columns[lead]["totals"] == [{"currency": "RUB", "count": 5,
+                                        "amount": Decimal("1500.00")}]
+    assert [d["id"] for d in columns[lead]["deals"]] == [
+        leads[1]["id"], leads[4]["id"], leads[3]["id"]]
+    assert columns[lead]["deals"][0]["title"] == "Поставка, срочно"
+    assert columns[qualified]["count"] == 2
+    assert columns[qualified]["totals"] == [
+        {"currency": "RUB", "count": 1, "amount": Decimal("0.00")},
+        {"currency": "USD", "count": 1, "amount": Decimal("12.50")}]
+    assert [d["id"] for d in columns[qualified]["deals"]] == [unpriced["id"], dollars["id"]]
+    # A closed deal leaves the board: won and lost columns are empty drop targets.
+    won_column = columns[stage(b2b, "Won")]
+    assert (won_column["count"], won_column["totals"], won_column["deals"]) == (0, [], [])
+    assert board["count"] == 7
+    assert board["totals"] == [{"currency": "RUB", "count": 6, "amount": Decimal("1500.00")},
+                               {"currency": "USD", "count": 1, "amount": Decimal("12.50")}]
+
+    # "More of this column" is search_deals with the column's filters, in the same order.
+    with db.connect() as conn:
+        rest = logic.search_deals(conn, pipeline_id="b2b-sales", stage_id=lead, status="open",
+                                  limit=3, offset=3)
+        mine = logic.board(conn, "b2b-sales", manager="boris")
+    assert [d["id"] for d in rest["items"]] == [leads[2]["id"], leads[0]["id"]]
+    assert rest["total"] == 5
+    assert [c["count"] for c in mine["columns"]][:2] == [0, 2]
+    assert mine["manager"] == "boris" and mine["count"] == 2
+
+
+def test_the_board_of_an_unknown_pipeline_is_not_found(db, b2b):
+    with pytest.raises(NotFound), db.connect() as conn:
+        logic.board(conn, "nope")
+    with db.connect() as conn:
+        empty = logic.board(conn, "b2b-sales")
+    assert empty["count"] == 0 and empty["totals"] == []
+    assert all(c["deals"] == [] and c["count"] == 0 for c in empty["columns"])
+
+
+def card(contact_id, name, updated_at, company=None, merged_ids=()):
+    return {"id": contact_id, "name": name, "company": company, "updated_at": updated_at,
+            "merged_ids": list(merged_ids)}
+
+
+def test_deals_keep_the_latest_name_of_their_client(db, b2b):
+    t0 = utcnow()
+    event = contact_created(name="Анна")
+    deal = run(db, logic.apply_lead_rules, event, CONFIG_RULES)
+    assert deal["contact_name"] == "Анна"
+    other = open_deal(db, b2b, contact_id="c-old", contact_name="Борис",
+                      contact_synced_at=t0)
+    cid = event["contact"]["id"]
+
+    def names():
+        with db.connect() as conn:
+            return {d["id"]: d["contact_name"] for d in logic.load_deals(
+                conn, [deal["id"], other["id"]])}
+
+    later = event["contact"]["updated_at"] + dt.timedelta(seconds=10)
+    assert run(db, logic.sync_contact, card(cid, "Анна Петрова", later)) == 1
+    # An older event handled late changes nothing.
+    run(db, logic.sync_contact, card(cid, "Аня", later - dt.timedelta(seconds=5)))
+    assert names()[deal["id"]] == "Анна Петрова"
+    # A card without a name shows its company. A card merged into this one, whose deals
+    # have not followed yet (contacts_merged still queued), takes its name too.
+    run(db, logic.sync_contact, card(cid, None, later + dt.timedelta(seconds=1),
+                                     company="ООО Ромашка", merged_ids=["c-old"]))
+    assert names() == {deal["id"]: "ООО Ромашка", other["id"]: "ООО Ромашка"}
+    # Events are what change the name, not the deal's activity.
+    with db.connect() as conn:
+        assert logic.load_deal(conn, deal["id"])["version"] == 1
+
+
 # -- tasks and reminders ----------------------------------------------------------------------
 
 def new_task(db, due_at, manager="anna", **extra):
@@ -250,6 +343,26 @@ def test_a_reminder_fires_once_when_the_task_is_due(db, b2b):
     assert done["done"] and done["done_at"]
     assert run(db, logic.fire_due_reminders, later) == []
     assert [e["task"]["id"] for e in outbox_events(db, "task_completed")] == [other["id"]]
+
+
+def test_the_next_reminder_due_is_the_earliest_task_not_reminded_nor_done(db, b2b):
+    with db.connect() as conn:
+        assert logic.next_reminder_due(conn) is None
+    now = utcnow()
+    first, second = now + dt.timedelta(minutes=1), now + dt.timedelta(minutes=2)
+    soonest = new_task(db, now + dt.timedelta(seconds=30))
+    new_task(db, second)
+    early = new_task(db, first)
+    run(db, logic.update_task, soonest["id"], {"done": True}, "anna")
+    with db.connect() as conn:
+        assert logic.next_reminder_due(conn) == first
+    run(db, logic.fire_due_reminders, first)
+    with db.connect() as conn:
+        assert logic.next_reminder_due(conn) == second
+    # Rescheduled sooner: that is the next one.
+    run(db, logic.update_task, early["id"], {"due_at": now + dt.timedelta(seconds=5)})
+    with db.connect() as conn:
+        assert logic.next_reminder_due(conn) == now + dt.timedelta(seconds=5)
 
 
 def test_concurrent_timers_claim_each_due_task_once(db, b2b):

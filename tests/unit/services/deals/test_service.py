@@ -6,13 +6,16 @@ import datetime as dt
 import pytest
 from nameko.testing.services import worker_factory
 
+from crmhub.contracts.base import new_event
+from crmhub.contracts.contacts import ContactSchema, ContactUpdatedSchema
 from crmhub.contracts.errors import InvalidInput, NotFound
 from crmhub.runtime.db import ServiceDatabase, make_engine
 from crmhub.runtime.migrate import upgrade
 from crmhub.services.deals.models import metadata
 from crmhub.services.deals.service import DealsService
 
-CARD = {"id": "c-1", "name": "ООО Ромашка", "company": None}
+CARD = {"id": "c-1", "kind": "company", "name": "ООО Ромашка", "company": None,
+        "created_at": "2026-03-14T09:00:00+00:00", "updated_at": "2026-03-14T09:05:00+00:00"}
 
 
 def get_card(contact_id):
@@ -75,13 +78,56 @@ def test_a_task_due_at_an_invalid_time_is_refused(deals, due_at):
     assert set(err.value.details) == {"due_at"}
 
 
-def test_the_timer_publishes_every_due_reminder(deals):
-    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).isoformat()
+def test_the_timer_publishes_every_due_reminder_and_tells_when_the_next_is_due(deals):
+    now = dt.datetime.now(dt.timezone.utc)
+    past = (now - dt.timedelta(minutes=1)).isoformat()
     for i in range(3):
         deals.create_task({"title": f"t{i}", "due_at": past, "manager": "olga"}, "olga")
-    deals.fire_reminders()
-    page = deals.search_tasks({"manager": "olga"})
-    assert all(t["reminded_at"] for t in page["items"]) and page["total"] == 3
+    later = deals.create_task({"title": "later", "due_at": "2099-03-16T10:00:00+03:00",
+                               "manager": "olga"}, "olga")
+    assert deals.fire_reminders() == dt.datetime(2099, 3, 16, 7, tzinfo=dt.timezone.utc)
+    page = deals.search_tasks({"manager": "olga", "done": False})
+    assert [bool(t["reminded_at"]) for t in page["items"]] == [True, True, True, False]
+    deals.update_task(later["id"], {"done": True}, "olga")
+    assert deals.fire_reminders() is None
+
+
+def test_a_new_or_rescheduled_task_wakes_the_reminder_timer_after_commit(deals):
+    task = deals.create_task({"title": "Позвонить", "due_at": "2026-03-16T10:00:00+03:00",
+                              "manager": "olga"}, "olga")
+    deals.wake_reminders.assert_called_once_with(
+        dt.datetime(2026, 3, 16, 7, tzinfo=dt.timezone.utc))
+    deals.update_task(task["id"], {"due_at": "2026-03-16T09:00:00+03:00"}, "olga")
+    deals.wake_reminders.assert_called_with(dt.datetime(2026, 3, 16, 6, tzinfo=dt.timezone.utc))
+    deals.wake_reminders.reset_mock()
+    deals.update_task(task["id"], {"done": True}, "olga")
+    deals.update_task(task["id"], {"title": "Перезвонить"}, "olga")
+    deals.wake_reminders.assert_not_called()  # done: no reminder to bring forward
+
+
+def test_the_board_comes_in_wire_form_and_checks_its_query(deals):
+    deal = deals.create_deal({"contact_id": "c-1", "pipeline_id": "b2b-sales", "amount": 1500},
+                             "olga")
+    board = deals.board("b2b-sales", per_stage="5")
+    assert board["per_stage"] == 5 and board["totals"] == [
+        {"currency": "RUB", "amount": "1500.00", "count": 1}]
+    lead = board["columns"][0]
+    assert lead["stage"]["name"] == "Lead" and lead["count"] == 1
+    assert [(d["id"], d["contact_name"]) for d in lead["deals"]] == [(deal["id"], "ООО Ромашка")]
+    with pytest.raises(InvalidInput) as err:
+        deals.board("b2b-sales", per_stage=0)
+    assert set(err.value.details) == {"per_stage"}
+    with pytest.raises(NotFound):
+        deals.board("nope")
+
+
+def test_a_renamed_client_is_renamed_on_its_deals(deals):
+    deal = deals.create_deal({"contact_id": "c-1", "pipeline_id": "b2b-sales"}, "olga")
+    assert deal["contact_name"] == "ООО Ромашка"
+    card = ContactSchema().load(CARD)
+    deals.on_contact_updated(new_event(ContactUpdatedSchema, changed=["name"], contact={
+        **card, "name": "АО Ромашка", "updated_at": card["updated_at"] + dt.timedelta(hours=1)}))
+    assert deals.get_deal(deal["id"])["contact_name"] == "АО Ромашка"
 
 
 def test_lead_rules_list_config_and_api_rules(deals):
