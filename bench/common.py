@@ -5,7 +5,10 @@ import contextlib
 import os
 import socket
 import statistics
+import threading
+import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -81,3 +84,49 @@ def hub_config(amqp_uri: str, database_url: str, workdir: Path, **extra) -> dict
     }
     config.update(extra)
     return config
+
+
+class TimelineWatcher(threading.Thread):
+    """Notes the moment each timeline row of interest becomes visible (committed).
+
+    ``columns`` are selected besides ``id``; ``key(row)`` names a row of interest, or None.
+    Rows are read in id order, but transactions commit out of id order: an id skipped on the
+    way up is re-asked for until it shows up or ``gap_patience`` seconds pass (a sequence
+    value a conflicting insert consumed never shows up)."""
+
+    def __init__(self, engine, columns: str, key, interval=0.002, gap_patience=30.0):
+        super().__init__(daemon=True)
+        self.engine = engine
+        self.query = sa.text(f"SELECT id, {columns} FROM timeline "
+                             "WHERE id > :last OR id = ANY(:gaps) ORDER BY id")
+        self.key = key
+        self.interval = interval
+        self.gap_patience = gap_patience
+        self.seen: dict[str, float] = {}
+        self.entries: Counter = Counter()
+        self.counts: list[tuple[float, int]] = []
+        self._stop_event = threading.Event()
+
+    def run(self):
+        last, gaps = 0, {}
+        with self.engine.connect() as conn:
+            while not self._stop_event.is_set():
+                rows = conn.execute(self.query, {"last": last, "gaps": list(gaps)}).all()
+                conn.commit()
+                now = time.monotonic()
+                for row in rows:
+                    gaps.pop(row.id, None)
+                    if row.id > last:
+                        gaps.update(dict.fromkeys(range(last + 1, row.id), now))
+                        last = row.id
+                    key = self.key(row)
+                    if key is not None:
+                        self.seen.setdefault(key, now)
+                        self.entries[key] += 1
+                gaps = {i: t for i, t in gaps.items() if now - t < self.gap_patience}
+                self.counts.append((now, len(self.seen)))
+                time.sleep(self.interval)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(5)

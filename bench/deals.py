@@ -32,7 +32,15 @@ import pika
 import requests
 import sqlalchemy as sa
 
-from bench.common import API_KEY, database, hub_config, percentile, summary_ms, vhost
+from bench.common import (
+    API_KEY,
+    TimelineWatcher,
+    database,
+    hub_config,
+    percentile,
+    summary_ms,
+    vhost,
+)
 from crmhub.runtime.db import ServiceDatabase, make_engine, sqlalchemy_url
 from crmhub.runtime.migrate import upgrade
 from crmhub.services.deals import logic
@@ -183,38 +191,6 @@ def board(config: dict, base_url: str, pipeline: dict, loaded: dict, open_count:
 
 # -- move -> timeline ------------------------------------------------------------------------
 
-class MoveWatcher(threading.Thread):
-    """Notes when each deal's deal_stage_changed entry is committed on the client's timeline."""
-
-    def __init__(self, engine, interval=0.002):
-        super().__init__(daemon=True)
-        self.engine = engine
-        self.interval = interval
-        self.seen: dict[str, float] = {}
-        self.entries: dict[str, int] = {}
-        self.last_id = 0
-        self._stop_event = threading.Event()
-
-    def run(self):
-        query = sa.text("SELECT id, kind, data->>'deal_id' AS deal_id FROM timeline "
-                        "WHERE id > :last ORDER BY id")
-        with self.engine.connect() as conn:
-            while not self._stop_event.is_set():
-                rows = conn.execute(query, {"last": self.last_id}).all()
-                conn.commit()
-                now = time.monotonic()
-                for row in rows:
-                    if row.kind == "deal_stage_changed":
-                        self.seen.setdefault(row.deal_id, now)
-                        self.entries[row.deal_id] = self.entries.get(row.deal_id, 0) + 1
-                    self.last_id = row.id
-                time.sleep(self.interval)
-
-    def stop(self):
-        self._stop_event.set()
-        self.join(5)
-
-
 def move_to_timeline(pg_url: str, base_url: str, pipeline: dict, rate: int,
                      duration: int) -> dict:
     engine = sa.create_engine(sqlalchemy_url(pg_url),
@@ -224,7 +200,9 @@ def move_to_timeline(pg_url: str, base_url: str, pipeline: dict, rate: int,
         picked = conn.execute(sa.text(
             "SELECT id, stage_id FROM deals.deals WHERE status = 'open' ORDER BY random() "
             "LIMIT :n"), {"n": rate * duration}).all()
-    watcher = MoveWatcher(engine)
+    watcher = TimelineWatcher(  # when each deal's deal_stage_changed entry is committed
+        engine, "kind, data->>'deal_id' AS deal_id",
+        key=lambda row: row.deal_id if row.kind == "deal_stage_changed" else None)
     watcher.start()
     answered: dict[str, float] = {}
     http_times: list[float] = []

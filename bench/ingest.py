@@ -1,6 +1,7 @@
 """Form ingestion end to end on PostgreSQL: HTTP accepted -> card and timeline entry committed.
 
-Two hub processes, as two containers would be: the gateway and the contacts service.
+Hub processes as containers would be: the gateway (one or two), contacts, and deals (which
+consumes the contact events too).
 * throughput: wrk posts unique submissions as fast as the hub takes them;
 * latency: an open-loop sender at a fixed rate; a watcher polls the timeline table every
   2 ms and notes when each submission's entry is committed (readable by the API);
@@ -22,7 +23,7 @@ import pika
 import requests
 import sqlalchemy as sa
 
-from bench.common import database, free_port, hub_config, summary_ms, vhost
+from bench.common import TimelineWatcher, database, free_port, hub_config, summary_ms, vhost
 from crmhub.runtime.db import sqlalchemy_url
 from crmhub.runtime.migrate import upgrade
 from crmhub.testing import HubProcess
@@ -45,37 +46,11 @@ end
 """
 
 
-class TimelineWatcher(threading.Thread):
-    """Notes the moment each timeline entry of one phase (``prefix`` of its source key)
-    becomes visible in the database."""
-
-    def __init__(self, engine, prefix: str, interval=0.002):
-        super().__init__(daemon=True)
-        self.engine = engine
-        self.prefix = prefix
-        self.interval = interval
-        self.seen: dict[str, float] = {}
-        self.counts: list[tuple[float, int]] = []
-        self.last_id = 0
-        self._stop_event = threading.Event()
-
-    def run(self):
-        query = sa.text("SELECT id, source_key FROM timeline WHERE id > :last ORDER BY id")
-        with self.engine.connect() as conn:
-            while not self._stop_event.is_set():
-                rows = conn.execute(query, {"last": self.last_id}).all()
-                conn.commit()
-                now = time.monotonic()
-                for row in rows:
-                    if row.source_key.startswith(self.prefix):
-                        self.seen.setdefault(row.source_key, now)
-                    self.last_id = row.id
-                self.counts.append((now, len(self.seen)))
-                time.sleep(self.interval)
-
-    def stop(self):
-        self._stop_event.set()
-        self.join(5)
+def phase_watcher(engine, prefix: str, interval=0.002) -> TimelineWatcher:
+    """Watches the timeline entries of one phase (``prefix`` of their source key)."""
+    return TimelineWatcher(engine, "source_key", interval=interval,
+                           key=lambda row: row.source_key if row.source_key.startswith(prefix)
+                           else None)
 
 
 def loss_check(engine, prefix: str, accepted_keys: set[str] | None, accepted_count: int) -> dict:
@@ -95,7 +70,7 @@ def loss_check(engine, prefix: str, accepted_keys: set[str] | None, accepted_cou
 
 def throughput(base_url: str, engine, duration: int, connections: int) -> dict:
     prefix = "form:forms:bench:w"  # the wrk script's submission ids start with "w"
-    watcher = TimelineWatcher(engine, prefix, interval=0.05)
+    watcher = phase_watcher(engine, prefix, interval=0.05)
     watcher.start()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT)
@@ -131,7 +106,7 @@ def throughput(base_url: str, engine, duration: int, connections: int) -> dict:
 
 def latency(base_url: str, engine, rate: int, duration: int) -> dict:
     prefix = "form:forms:bench:lat-"
-    watcher = TimelineWatcher(engine, prefix)
+    watcher = phase_watcher(engine, prefix)
     watcher.start()
     accepted: dict[str, float] = {}
     failures = []
@@ -207,14 +182,19 @@ def broker_baseline(amqp_uri: str, count: int = 20000, confirmed: int = 3000) ->
 
 def run(workdir: Path, duration: int = 20, rate: int = 100, connections: int = 64,
         gateways: int = 1) -> dict:
-    """One contacts process and ``gateways`` gateway processes sharing one port (the kernel
-    spreads connections over them: SO_REUSEPORT), as separately scaled containers would."""
+    """One contacts process, one deals process and ``gateways`` gateway processes sharing one
+    port (the kernel spreads connections over them: SO_REUSEPORT), as separately scaled
+    containers would."""
     with vhost() as amqp_uri, database() as db_url:
         base = hub_config(amqp_uri, db_url, workdir)
         upgrade(base, "contacts")
+        upgrade(base, "deals")
         contacts = HubProcess(workdir, "contacts", base, services=["contacts"])
+        # deals takes its share of contact events, as in the running mesh (no lead rules).
+        deals = HubProcess(workdir, "deals", {**base, "OPS_ADDRESS": f"127.0.0.1:{free_port()}"},
+                           services=["deals"])
         gateway_config = hub_config(amqp_uri, db_url, workdir)
-        processes = [contacts] + [
+        processes = [contacts, deals] + [
             HubProcess(workdir, f"gateway{i}", {**gateway_config, "OPS_ADDRESS":
                                                 f"127.0.0.1:{free_port()}"}, services=["gateway"])
             for i in range(gateways)]
