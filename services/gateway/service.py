@@ -20,11 +20,12 @@ from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
 from crmhub.services.gateway.http import http, json_body, json_response
 from crmhub.services.gateway.openapi import build_spec, operation
 from crmhub.services.gateway.ui import OperatorUi
+from crmhub.services.gateway.ui_deals import SalesUi
 
 WEBHOOK_METHODS = "GET,POST,PUT"
 
 
-class GatewayService(OperatorUi, DealsApi):
+class GatewayService(OperatorUi, SalesUi, DealsApi):
     name = "gateway"
 
     config = Config()

@@ -1,10 +1,11 @@
 """The operator web UI, served by the gateway at ``/``: sign in with an API key, search client
-cards, read a card with its timeline.
+cards, read a card with its timeline (the sales funnel's pages are in ui_deals.py).
 
 Pages are rendered on the server (Jinja, autoescaped). A little JavaScript adds search as you
 type and times in the browser's zone; every page works without it.
 The key is kept in an HttpOnly, SameSite=Strict cookie that only these pages read: the REST API
-takes bearer keys alone, so another site cannot use the cookie against it.
+takes bearer keys alone, so another site cannot use the cookie against it. A form posted to a
+page, and a write to a JSON endpoint of ui.js, must also name this site as its Origin.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from werkzeug.wrappers import Response
 from crmhub.contracts.errors import CrmhubError, InvalidInput, PermissionDenied, Unauthenticated
 from crmhub.contracts.tracking import TRACKING_KEYS
 from crmhub.services.gateway.auth import SESSION_COOKIE, authenticate, presented_key, require
-from crmhub.services.gateway.http import http
+from crmhub.services.gateway.http import http, json_response
 from crmhub.services.gateway.openapi import html_page
 
 log = structlog.get_logger(__name__)
@@ -200,7 +201,8 @@ def _here(request) -> str:
 
 
 def _to_login(request) -> Response:
-    here = _here(request)
+    # After signing in, a posted form cannot be replayed: go back to the page it came from.
+    here = _here(request) if request.method == "GET" else safe_next(request.form.get("next"))
     response = redirect("/login" if here == "/" else "/login?" + urlencode({"next": here}), 303)
     if SESSION_COOKIE in request.cookies:  # a key that no longer works
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -213,8 +215,12 @@ def _cross_site(request) -> bool:
     return origin is not None and urlsplit(origin).netloc != request.host
 
 
-def ui_page(fn):
-    """A UI page: signed-in operators only (others go to /login), HTML for every error."""
+def ui_page(fn=None, *, permission: str = PERMISSION):
+    """A UI page: signed-in operators only (others go to /login), HTML for every error.
+    ``@ui_page(permission=...)`` for a page that needs more than reading cards. A form posted
+    to it from another site is refused."""
+    if fn is None:
+        return functools.partial(ui_page, permission=permission)
 
     @functools.wraps(fn)
     def handler(self, request, **kwargs):
@@ -223,7 +229,9 @@ def ui_page(fn):
         except Unauthenticated:
             return _to_login(request)
         try:
-            require(principal, PERMISSION)
+            require(principal, permission)
+            if request.method != "GET" and _cross_site(request):
+                raise PermissionDenied("Send this form from this site's own pages.")
             return fn(self, request, principal, **kwargs)
         except CrmhubError as exc:
             return error_page(exc.status, exc.message, principal)
@@ -236,6 +244,30 @@ def ui_page(fn):
             return error_page(500, "Something went wrong on our side.", principal)
 
     return handler
+
+
+def ui_json(permission: str):
+    """A JSON endpoint that ui.js calls from the pages: the page's cookie session (or a bearer
+    key), answers and errors as JSON (401 once the session ended: the script then stops or
+    sends the operator to sign in). A write must come from this site's pages: its Origin is
+    checked and its body must be JSON, which a form on another site cannot send (a script
+    there would need a CORS preflight, which the gateway never grants)."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def handler(self, request, **kwargs):
+            principal = authenticate(self.api_keys, presented_key(request, allow_cookie=True))
+            require(principal, permission)
+            if request.method != "GET" and (_cross_site(request)
+                                            or request.mimetype != "application/json"):
+                raise PermissionDenied("send this from the operator UI's own pages")
+            body = fn(self, request, principal, **kwargs)
+            return body if isinstance(body, Response) else json_response(
+                body, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+        return handler
+
+    return decorate
 
 
 def _page_number(value) -> int:
@@ -312,7 +344,7 @@ class OperatorUi:
                  "next": link(number + 1) if first + shown - 1 < total else None,
                  "restart": link(1) if not shown and number > 1 else None}
         return render("search.html", principal=principal, q=q, contacts=found["items"],
-                      pager=pager, live_search=True)
+                      pager=pager, live_search=True, nav="clients")
 
     def _ui_find(self, q: str, offset: int) -> dict:
         query = {"limit": PAGE_SIZE, "offset": offset}
@@ -335,9 +367,10 @@ class OperatorUi:
             return redirect(f"/contacts/{quote(card['id'])}?"
                             + urlencode({"merged_from": contact_id}), 302)
         merged_from = request.args.get("merged_from")
-        # The timeline comes newest first (CardSchema).
+        # The timeline comes newest first (CardSchema); deals and tasks: SalesUi.
         return render("card.html", principal=principal, card=card, timeline=card["timeline"],
-                      merged_from=merged_from if merged_from in card["merged_ids"] else None)
+                      merged_from=merged_from if merged_from in card["merged_ids"] else None,
+                      nav="clients", **self._ui_card_sales(principal, card["id"]))
 
     @http("GET", "/static/<string:name>")
     @html_page

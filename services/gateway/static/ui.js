@@ -1,5 +1,6 @@
 // crmhub operator UI. Every page works without this script; it only adds search as you type,
-// times in the operator's own time zone, and "/" to jump to the search box.
+// times in the operator's own time zone, "/" to jump to the search box, dragging deals on a
+// pipeline board, "load more" in a board's column, and reminders of tasks as they fall due.
 (function () {
   "use strict";
 
@@ -9,32 +10,483 @@
   };
 
   // The server writes times in UTC; show them as the operator's clock does.
+  function localTime(node) {
+    var when = new Date(node.getAttribute("datetime"));
+    var format = formats[node.getAttribute("data-local")];
+    if (format && !isNaN(when.getTime())) {
+      node.title = node.textContent;
+      node.textContent = format.format(when);
+    }
+  }
+
   function localTimes(root) {
-    root.querySelectorAll("time[data-local]").forEach(function (el) {
-      var when = new Date(el.getAttribute("datetime"));
-      var format = formats[el.getAttribute("data-local")];
-      if (format && !isNaN(when.getTime())) {
-        el.title = el.textContent;
-        el.textContent = format.format(when);
+    root.querySelectorAll("time[data-local]").forEach(localTime);
+  }
+
+  // An element with text only: what clients and operators typed never becomes markup.
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) {
+      node.setAttribute(name, attrs[name]);
+    });
+    if (text !== undefined && text !== null) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function toLogin() {
+    window.location.href = "/login?" + new URLSearchParams(
+      {next: window.location.pathname + window.location.search}).toString();
+  }
+
+  // -- toasts ----------------------------------------------------------------------------------
+
+  // A message in the corner: {kind: "info"|"error"|"reminder", title, text, link, actions,
+  // onClose, timeout}. Errors and reminders stay until closed; the rest fade after a while.
+  function toast(options) {
+    var box = document.getElementById("toasts");
+    if (!box) {
+      return null;
+    }
+    var node = el("div", {"class": "toast " + (options.kind || "info"),
+                          role: options.kind === "error" ? "alert" : "status"});
+    var head = el("div", {"class": "toast-head"});
+    head.appendChild(el("strong", {}, options.title));
+    if (options.when) {
+      head.appendChild(options.when);
+    }
+    var close = el("button", {type: "button", "class": "toast-close", "aria-label": "Dismiss"},
+                   "×");
+    head.appendChild(close);
+    node.appendChild(head);
+    if (options.text) {
+      node.appendChild(el("p", {"class": "toast-text"}, options.text));
+    }
+    if (options.link || options.actions) {
+      var actions = el("div", {"class": "toast-actions"});
+      if (options.link) {
+        actions.appendChild(el("a", {href: options.link.href}, options.link.text));
       }
+      (options.actions || []).forEach(function (action) {
+        actions.appendChild(action);
+      });
+      node.appendChild(actions);
+    }
+    function dismiss() {
+      node.remove();
+      if (options.onClose) {
+        options.onClose();
+      }
+    }
+    close.addEventListener("click", dismiss);
+    box.appendChild(node);
+    if (options.timeout) {
+      setTimeout(function () { node.remove(); }, options.timeout);
+    }
+    return node;
+  }
+
+  // -- reminders -------------------------------------------------------------------------------
+  // The page asks /ui/reminders every few seconds for the manager's tasks that were reminded
+  // since the last answer (polling: see ui_reminders in ui_deals.py for why). What was shown
+  // and the cursor live in sessionStorage, so moving between pages of this tab neither repeats
+  // a reminder nor loses one, and an open reminder stays on screen until dismissed.
+
+  var REMINDER_POLL_MS = 5000;
+  var REMINDER_STATE = "crmhub.reminders";
+  var REMINDERS_KEPT = 10;
+
+  function loadReminders() {
+    var state = null;
+    try {
+      state = JSON.parse(window.sessionStorage.getItem(REMINDER_STATE));
+    } catch (e) {
+      state = null;
+    }
+    // Someone else signed in in this tab: what was shown to the previous user is not theirs.
+    if (!state || state.user !== document.body.getAttribute("data-user")) {
+      state = {user: document.body.getAttribute("data-user")};
+    }
+    state.seen = state.seen || {};
+    state.open = state.open || [];
+    return state;
+  }
+
+  function saveReminders(state) {
+    try {
+      window.sessionStorage.setItem(REMINDER_STATE, JSON.stringify(state));
+    } catch (e) {
+      // Private mode or full: reminders still show, they may show again on the next page.
+    }
+  }
+
+  function startReminders() {
+    var url = document.body.getAttribute("data-reminders");
+    if (!url || !document.getElementById("toasts")) {
+      return;
+    }
+    var badge = document.querySelector("[data-overdue]");
+    var state = loadReminders();
+    var busy = false;
+    var stopped = false;
+
+    function forget(key) {
+      state.open = state.open.filter(function (item) { return item.key !== key; });
+      saveReminders(state);
+    }
+
+    function show(item) {
+      var when = el("time", {datetime: item.due_at, "data-local": "datetime"}, item.due_at);
+      localTime(when);
+      var form = el("form", {method: "post", action: "/tasks/" + encodeURIComponent(item.id)});
+      form.appendChild(el("input", {type: "hidden", name: "done", value: "true"}));
+      form.appendChild(el("input", {type: "hidden", name: "next",
+                                    value: window.location.pathname + window.location.search}));
+      form.appendChild(el("button", {type: "submit", "class": "small"}, "Mark done"));
+      form.addEventListener("submit", function () { forget(item.key); });
+      toast({kind: "reminder", title: "Task due", when: when,
+             text: "«" + item.title + "»" + (item.about ? " — " + item.about : ""),
+             link: {href: item.url, text: item.about ? "Open the deal" : "Open"},
+             actions: [form], onClose: function () { forget(item.key); }});
+    }
+
+    function badgeCount(count) {
+      if (!badge) {
+        return;
+      }
+      badge.textContent = count > 99 ? "99+" : String(count);
+      badge.hidden = !count;
+    }
+
+    function poll() {
+      if (busy || stopped || document.hidden) {
+        return;
+      }
+      busy = true;
+      var query = state.since ? "?" + new URLSearchParams({since: state.since}).toString() : "";
+      fetch(url + query, {credentials: "same-origin", headers: {Accept: "application/json"}})
+        .then(function (response) {
+          if (response.status === 401 || response.status === 403) {
+            stopped = true;  // signed out (in another tab) or not a manager's key
+            return null;
+          }
+          return response.ok ? response.json() : null;
+        })
+        .then(function (data) {
+          if (!data || stopped) {
+            return;
+          }
+          state = loadReminders();  // another page of this tab may have changed it
+          data.items.forEach(function (item) {
+            item.key = item.id + "@" + item.reminded_at;
+            if (state.seen[item.key]) {
+              return;
+            }
+            state.seen[item.key] = item.reminded_at;
+            state.open.push(item);
+            show(item);
+          });
+          // Answers start at `next` from now on: what was reminded before cannot come again.
+          var next = new Date(data.next).getTime();
+          Object.keys(state.seen).forEach(function (key) {
+            if (new Date(state.seen[key]).getTime() <= next) {
+              delete state.seen[key];
+            }
+          });
+          state.open = state.open.slice(-REMINDERS_KEPT);
+          state.since = data.next;
+          saveReminders(state);
+          badgeCount(data.overdue);
+        })
+        .catch(function () {
+          // Offline or the hub is restarting: the next poll catches up from the same cursor.
+        })
+        .then(function () {
+          busy = false;
+        });
+    }
+
+    document.querySelectorAll("form[data-sign-out]").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        stopped = true;
+        try {
+          window.sessionStorage.removeItem(REMINDER_STATE);
+        } catch (e) {
+          // Nothing stored.
+        }
+      });
+    });
+
+    state.open.forEach(show);  // still open from the previous page
+    poll();
+    setInterval(poll, REMINDER_POLL_MS);
+    document.addEventListener("visibilitychange", poll);
+  }
+
+  // -- the pipeline board ----------------------------------------------------------------------
+  // Drag a card to another column: it moves at once and the hub is asked to move the deal
+  // (with the version the card was loaded at). The answer brings the columns' counts and sums;
+  // a refused move (someone changed the deal, a stage of another pipeline) puts the card back.
+
+  function startBoard() {
+    var board = document.querySelector("[data-board]");
+    if (!board) {
+      return;
+    }
+    var dialog = document.getElementById("close-dialog");
+    var dragged = null;
+
+    function columnOf(node) {
+      return node && node.closest ? node.closest("[data-column]") : null;
+    }
+
+    function clearTargets() {
+      board.querySelectorAll(".drop-target").forEach(function (column) {
+        column.classList.remove("drop-target");
+      });
+    }
+
+    function cardsIn(column) {
+      return column.querySelectorAll(".column-deals li.deal").length;
+    }
+
+    function refreshMore(column) {
+      var more = column.querySelector("a.load-more");
+      var count = Number(column.querySelector("[data-count]").textContent);
+      if (more) {
+        more.hidden = !(count > cardsIn(column));
+      }
+    }
+
+    function showCounts(summary) {
+      var count = board.ownerDocument.querySelector("[data-board-count]");
+      var sum = board.ownerDocument.querySelector("[data-board-sum]");
+      if (count) {
+        count.textContent = summary.count;
+      }
+      if (sum) {
+        sum.textContent = summary.totals;
+      }
+      summary.columns.forEach(function (column) {
+        var node = board.querySelector('[data-column][data-stage-id="' + column.stage_id + '"]');
+        if (node) {
+          node.querySelector("[data-count]").textContent = column.count;
+          node.querySelector("[data-sum]").textContent = column.totals;
+          refreshMore(node);
+        }
+      });
+    }
+
+    function failed(status, body) {
+      if (status === 409) {
+        return "Someone changed this deal since the board was loaded, so it was not moved. " +
+               "Reload the board to see where it is now.";
+      }
+      if (body && body.message) {
+        return "The deal was not moved: " + body.message;
+      }
+      return "The deal was not moved: the hub did not answer. Try again in a moment.";
+    }
+
+    function move(card, column, reason) {
+      var from = {list: card.parentNode, next: card.nextElementSibling};
+      var list = column.querySelector(".column-deals");
+      var name = card.querySelector(".deal-name").textContent;
+      list.insertBefore(card, list.firstElementChild);  // latest activity first
+      card.classList.add("pending");
+      card.setAttribute("aria-busy", "true");
+
+      function putBack(status, body) {
+        from.list.insertBefore(card, from.next && from.next.parentNode === from.list
+                                     ? from.next : null);
+        toast({kind: "error", title: "Not moved: «" + name + "»", text: failed(status, body),
+               link: status === 409 ? {href: window.location.href, text: "Reload the board"}
+                                    : null});
+      }
+
+      fetch("/ui/deals/" + encodeURIComponent(card.getAttribute("data-deal-id")) + "/move", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {"Content-Type": "application/json", Accept: "application/json"},
+        body: JSON.stringify({
+          stage_id: Number(column.getAttribute("data-stage-id")),
+          expected_version: Number(card.getAttribute("data-version")),
+          reason: reason || null,
+          manager: board.getAttribute("data-manager") || null
+        })
+      })
+        .then(function (response) {
+          return response.json()
+            .catch(function () { return null; })
+            .then(function (body) { return {status: response.status, body: body}; });
+        })
+        .then(function (result) {
+          card.classList.remove("pending");
+          card.removeAttribute("aria-busy");
+          if (result.status === 401) {
+            toLogin();
+            return;
+          }
+          if (result.status !== 200 || !result.body) {
+            putBack(result.status, result.body);
+            return;
+          }
+          var deal = result.body.deal;
+          card.setAttribute("data-version", deal.version);
+          card.setAttribute("data-stage-id", deal.stage_id);
+          if (deal.status !== "open") {  // closed: it leaves the board
+            card.remove();
+            toast({kind: "info", title: "Deal " + deal.status + ": «" + name + "»",
+                   text: "Moved to «" + deal.stage_name + "».",
+                   link: {href: "/deals/" + encodeURIComponent(deal.id), text: "Open the deal"},
+                   timeout: 8000});
+          }
+          showCounts(result.body.board);
+        })
+        .catch(function () {
+          card.classList.remove("pending");
+          card.removeAttribute("aria-busy");
+          putBack(0, null);
+        });
+    }
+
+    // A won or lost stage closes the deal: ask why first (optional), as the REST API keeps it.
+    function askReason(card, column) {
+      if (!dialog || typeof dialog.showModal !== "function") {
+        move(card, column, null);
+        return;
+      }
+      var text = dialog.querySelector("textarea");
+      dialog.querySelector("[data-dialog-title]").textContent =
+        "Close «" + card.querySelector(".deal-name").textContent + "» as " +
+        column.getAttribute("data-stage-kind") + " (" + column.getAttribute("data-stage-name") +
+        ")";
+      text.value = "";
+      dialog.returnValue = "";
+      dialog.addEventListener("close", function closed() {
+        dialog.removeEventListener("close", closed);
+        if (dialog.returnValue === "confirm") {
+          move(card, column, text.value.trim());
+        }
+      });
+      dialog.showModal();
+      text.focus();
+    }
+
+    function drop(card, column) {
+      if (column.getAttribute("data-stage-kind") === "open") {
+        move(card, column, null);
+      } else {
+        askReason(card, column);
+      }
+    }
+
+    board.addEventListener("dragstart", function (event) {
+      var card = event.target.closest ? event.target.closest("li.deal") : null;
+      if (!card || card.classList.contains("pending")) {
+        event.preventDefault();
+        return;
+      }
+      dragged = card;
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", card.getAttribute("data-deal-id"));
+      card.classList.add("dragging");
+    });
+    board.addEventListener("dragend", function () {
+      if (dragged) {
+        dragged.classList.remove("dragging");
+      }
+      dragged = null;
+      clearTargets();
+    });
+    board.addEventListener("dragover", function (event) {
+      var column = columnOf(event.target);
+      if (!dragged || !column || column === columnOf(dragged)) {
+        return;
+      }
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "move";
+      if (!column.classList.contains("drop-target")) {
+        clearTargets();
+        column.classList.add("drop-target");
+      }
+    });
+    board.addEventListener("dragleave", function (event) {
+      var column = columnOf(event.target);
+      if (column && !column.contains(event.relatedTarget)) {
+        column.classList.remove("drop-target");
+      }
+    });
+    board.addEventListener("drop", function (event) {
+      var column = columnOf(event.target);
+      var card = dragged;
+      if (!card || !column || column === columnOf(card)) {
+        return;
+      }
+      event.preventDefault();
+      clearTargets();
+      card.classList.remove("dragging");
+      dragged = null;
+      drop(card, column);
+    });
+
+    // "Load more": the column's next page (a page of its own without this script), from as
+    // many cards as the column holds now, so moves made meanwhile shift nothing out of sight.
+    board.addEventListener("click", function (event) {
+      var more = event.target.closest ? event.target.closest("a.load-more") : null;
+      if (!more) {
+        return;
+      }
+      event.preventDefault();
+      var column = columnOf(more);
+      var list = column.querySelector(".column-deals");
+      var url = new URL(more.href, window.location.href);
+      url.searchParams.set("offset", String(cardsIn(column)));
+      more.setAttribute("aria-busy", "true");
+      fetch(url.toString(), {credentials: "same-origin", headers: {Accept: "text/html"}})
+        .then(function (response) {
+          if (new URL(response.url).pathname === "/login") {
+            toLogin();
+            return null;
+          }
+          return response.ok ? response.text() : null;
+        })
+        .then(function (html) {
+          more.removeAttribute("aria-busy");
+          if (html === null) {
+            return;
+          }
+          var page = new DOMParser().parseFromString(html, "text/html");
+          var added = 0;
+          page.querySelectorAll("#stage-deals li.deal").forEach(function (card) {
+            var shown = document.getElementById(card.id);
+            if (shown && (columnOf(shown) === column || shown.classList.contains("pending"))) {
+              return;  // dropped here meanwhile: shown already
+            }
+            if (shown) {
+              shown.remove();  // another user moved it here: the fresh page knows better
+            }
+            list.appendChild(document.adoptNode(card));
+            added += 1;
+          });
+          localTimes(list);
+          board.querySelectorAll("[data-column]").forEach(refreshMore);
+          if (!added) {
+            more.hidden = true;
+          }
+        })
+        .catch(function () {
+          more.removeAttribute("aria-busy");
+        });
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    localTimes(document);
+  // -- search as you type ----------------------------------------------------------------------
+
+  function startLiveSearch(input) {
     var form = document.querySelector("form[data-live-search]");
-    var input = document.querySelector("form.search input[name=q]");
-
-    document.addEventListener("keydown", function (event) {
-      var typing = /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName);
-      if (event.key === "/" && input && !typing) {
-        event.preventDefault();
-        input.focus();
-        input.select();
-      }
-    });
-
-    if (!form || !document.getElementById("results")) {
+    if (!form || !input || !document.getElementById("results")) {
       return;
     }
     var timer = null;
@@ -77,5 +529,30 @@
     form.addEventListener("submit", function () {
       clearTimeout(timer);
     });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    var input = document.querySelector("form.search input[name=q]");
+
+    document.addEventListener("keydown", function (event) {
+      var typing = /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName);
+      if (event.key === "/" && input && !typing) {
+        event.preventDefault();
+        input.focus();
+        input.select();
+      }
+    });
+
+    // A filter that applies as soon as it changes (its button stays for keyboards and no JS).
+    document.querySelectorAll("form[data-auto-submit] select").forEach(function (select) {
+      select.addEventListener("change", function () {
+        select.form.submit();
+      });
+    });
+
+    startLiveSearch(input);
+    startBoard();
+    startReminders();
   });
 })();

@@ -37,6 +37,9 @@ def page_of(*contacts, total=None):
 def gateway():
     worker = worker_factory(GatewayService, api_keys=KEYS)
     worker.contacts.search.return_value = page_of()
+    # The card also shows the client's deals and tasks (test_ui_deals.py tests them).
+    worker.deals.search_deals.return_value = {"items": [], "total": 0, "limit": 50, "offset": 0}
+    worker.deals.search_tasks.return_value = {"items": [], "total": 0, "limit": 100, "offset": 0}
     return worker
 
 
