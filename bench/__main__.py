@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks, print the figures, keep them in bench/results/.
 
-    python -m bench [ingest] [lookup] [deals] [--duration S] [--rate N] [--contacts N]
+    python -m bench [ingest] [lookup] [deals] [--duration S] [--rate N] [--layouts G:C ...]
+                    [--contacts N]
                     [--deals N] [--move-rate N] [--reminder-tasks N] [--reminder-window S]
 """
 from __future__ import annotations
@@ -25,8 +26,8 @@ def main():
     parser.add_argument("--rate", type=int, default=100, help="submissions/s of the latency phase")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--contacts", type=int, default=1_000_000)
-    parser.add_argument("--gateways", type=int, nargs="+", default=[1, 2],
-                        help="gateway process counts to measure ingestion with")
+    parser.add_argument("--layouts", nargs="+", default=["1:1", "2:1"],
+                        help="ingestion layouts, GATEWAYS:CONTACTS processes each")
     parser.add_argument("--deals", type=int, default=10_000,
                         help="open deals in the pipeline of the board")
     parser.add_argument("--move-rate", type=int, default=20,
@@ -41,8 +42,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="crmhub-bench-") as tmp:
         workdir = Path(tmp)
         if "ingest" in chosen:
-            results["ingest"] = [ingest.run(workdir, args.duration, args.rate, args.connections, n)
-                                 for n in args.gateways]
+            results["ingest"] = [
+                ingest.run(workdir, args.duration, args.rate, args.connections,
+                           *map(int, layout.split(":"))) for layout in args.layouts]
             print(json.dumps({"ingest": results["ingest"]}, indent=2), flush=True)
         if "lookup" in chosen:
             results["lookup"] = lookup.run(workdir, args.contacts)

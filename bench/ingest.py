@@ -181,30 +181,31 @@ def broker_baseline(amqp_uri: str, count: int = 20000, confirmed: int = 3000) ->
 
 
 def run(workdir: Path, duration: int = 20, rate: int = 100, connections: int = 64,
-        gateways: int = 1) -> dict:
-    """One contacts process, one deals process and ``gateways`` gateway processes sharing one
-    port (the kernel spreads connections over them: SO_REUSEPORT), as separately scaled
-    containers would."""
+        gateways: int = 1, contacts: int = 1) -> dict:
+    """``gateways`` gateway processes sharing one port (the kernel spreads connections over
+    them: SO_REUSEPORT), ``contacts`` contacts processes sharing its queues, and one deals
+    process, as separately scaled containers would be."""
     with vhost() as amqp_uri, database() as db_url:
-        base = hub_config(amqp_uri, db_url, workdir)
-        upgrade(base, "contacts")
-        upgrade(base, "deals")
-        contacts = HubProcess(workdir, "contacts", base, services=["contacts"])
+        config = hub_config(amqp_uri, db_url, workdir)
+        upgrade(config, "contacts")
+        upgrade(config, "deals")
+
+        def process(name, service):
+            return HubProcess(workdir, name, {**config, "OPS_ADDRESS": f"127.0.0.1:{free_port()}"},
+                              services=[service])
+
         # deals takes its share of contact events, as in the running mesh (no lead rules).
-        deals = HubProcess(workdir, "deals", {**base, "OPS_ADDRESS": f"127.0.0.1:{free_port()}"},
-                           services=["deals"])
-        gateway_config = hub_config(amqp_uri, db_url, workdir)
-        processes = [contacts, deals] + [
-            HubProcess(workdir, f"gateway{i}", {**gateway_config, "OPS_ADDRESS":
-                                                f"127.0.0.1:{free_port()}"}, services=["gateway"])
-            for i in range(gateways)]
+        processes = ([process(f"contacts{i}", "contacts") for i in range(contacts)]
+                     + [process("deals", "deals")]
+                     + [process(f"gateway{i}", "gateway") for i in range(gateways)])
         engine = sa.create_engine(sqlalchemy_url(db_url),
                                   connect_args={"options": "-csearch_path=contacts"})
         try:
             for process in processes:
                 process.wait_healthy()
-            base_url = f"http://{gateway_config['WEB_SERVER_ADDRESS']}"
-            result = {"gateway_processes": gateways, "broker_baseline": broker_baseline(amqp_uri)}
+            base_url = f"http://{config['WEB_SERVER_ADDRESS']}"
+            result = {"gateway_processes": gateways, "contacts_processes": contacts,
+                      "broker_baseline": broker_baseline(amqp_uri)}
             result["latency"] = latency(base_url, engine, rate, duration)
             result["throughput"] = throughput(base_url, engine, duration, connections)
             e2e = result["throughput"]["end_to_end_per_s"]

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from crmhub.runtime.db import Database
 from crmhub.runtime.handlers import declare_topology
+from crmhub.runtime.messaging import reuse_json_decoder
 from crmhub.runtime.registry import all_service_classes
 from crmhub.runtime.rpc import unconfirmed_rpc_replies
 
@@ -74,6 +75,7 @@ def ops_app(runner: ServiceRunner):
 def run_services(config: dict, service_classes) -> None:
     declare_with_retry(config)
     unconfirmed_rpc_replies()
+    reuse_json_decoder()
     runner = ServiceRunner(config)
     for cls in service_classes:
         runner.add_service(cls)

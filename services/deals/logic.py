@@ -689,18 +689,20 @@ def put_lead_rule(tx, data: dict) -> dict:
         lead_rules.c.connector == key["connector"], lead_rules.c.form == key["form"])).one())
 
 
-def match_lead_rule(conn, connector: str | None, form: str | None,
+def api_lead_rules(conn) -> dict[tuple[str, str | None], dict]:
+    """The rules set through the API, by (connector, form or None for any form)."""
+    return {(r.connector, r.form or None): _api_rule(r) for r in conn.execute(sa.select(lead_rules))}
+
+
+def match_lead_rule(api_rules: dict, connector: str | None, form: str | None,
                     from_config: list[dict]) -> dict | None:
     """The rule for a new client from ``connector`` (and ``form``): a rule for the form before
-    one for any form; at each level an API rule overrides the config (a disabled one
-    switches the config rule off)."""
+    one for any form; at each level an API rule (``api_lead_rules``) overrides the config (a
+    disabled one switches the config rule off)."""
     if not connector:
         return None
-    rows = conn.execute(sa.select(lead_rules).where(lead_rules.c.connector == connector,
-                                                    lead_rules.c.form.in_([form or "", ""])))
-    api = {r.form or None: _api_rule(r) for r in rows}
     for level in ([form] if form else []) + [None]:
-        rule = api.get(level) or next(
+        rule = api_rules.get((connector, level)) or next(
             (r for r in from_config if r["connector"] == connector and r.get("form") == level),
             None)
         if rule is not None and rule["enabled"]:
@@ -725,15 +727,19 @@ def _lead_title(contact: dict) -> str:
                              *(contact.get("emails") or [])) if t), "New client")
 
 
-def apply_lead_rules(tx, event: dict, from_config: list[dict], now=None) -> dict | None:
+def apply_lead_rules(tx, event: dict, from_config: list[dict], now=None,
+                     api_rules: dict | None = None) -> dict | None:
     """A new client (``contact_created``) from a source with a lead rule gets a deal in the
     first stage of the rule's pipeline, assigned in turn among the pipeline's managers, and
-    that manager a first task; unless the client already has an open deal there.
+    that manager a first task; unless the client already has an open deal there. A batch
+    passes ``api_rules`` (read once for all its events).
 
     Returns the deal, or None (no rule, already handled, or an open deal exists)."""
     contact = event["contact"]
     source = contact.get("source") or {}
-    rule = match_lead_rule(tx.conn, source.get("connector"), source.get("form"), from_config)
+    if api_rules is None:
+        api_rules = api_lead_rules(tx.conn)
+    rule = match_lead_rule(api_rules, source.get("connector"), source.get("form"), from_config)
     if rule is None or not tx.claim(f"lead:{event['event_id']}"):
         return None
     pipeline_id = _rule_pipeline(tx, rule)

@@ -15,7 +15,7 @@ from crmhub.contracts.contacts import (
 )
 from crmhub.contracts.errors import CrmhubError, InvalidInput, NotFound
 from crmhub.runtime.db import Database
-from crmhub.runtime.handlers import reliable_handler
+from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.rpc import RpcProxy
 from crmhub.runtime.timer import DueTimerWakeup, due_timer
@@ -206,13 +206,21 @@ class DealsService:
     # New clients, not form submissions: contact_created carries the card id a deal needs
     # and fires once per client (a form from a known client is no new lead), whatever the
     # channel (form today, calls and messengers later, all through the card's source).
-    @reliable_handler("contacts", ev.CONTACT_CREATED)
-    def on_contact_created(self, payload):
-        event = instance(ContactCreatedSchema).load(payload)
+    # A batch per transaction: every new card passes here and most match no rule; a worker
+    # and a transaction per card held a one-gateway mesh to ~520 forms/s instead of ~760/s.
+    @batch_handler("contacts", ev.CONTACT_CREATED)
+    def on_contact_created(self, deliveries):
+        schema = instance(ContactCreatedSchema)
+        events = [(schema.load(d.payload), d.request_id) for d in deliveries]
+        rules = self._lead_rules()
         with self.db.transaction() as tx:
-            deal = logic.apply_lead_rules(tx, event, self._lead_rules())
-        if deal is not None:
-            self.wake_reminders()  # its first task may be due at once
+            api_rules = logic.api_lead_rules(tx.conn)
+            opened = 0
+            for event, request_id in events:
+                tx.request_id = request_id
+                opened += logic.apply_lead_rules(tx, event, rules, api_rules=api_rules) is not None
+        if opened:
+            self.wake_reminders()  # a first task may be due at once
 
     # The client's name on the deals (the board shows it without asking the contacts service).
     @reliable_handler("contacts", ev.CONTACT_UPDATED)
