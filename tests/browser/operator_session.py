@@ -8,15 +8,11 @@ behaves as documented.
 
     python tests/browser/operator_session.py BASE_URL OPERATOR_KEY SCREENSHOT_PATH
 """
-import os
 import re
 import sys
 
-from playwright.sync_api import expect, sync_playwright
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from headless import checked_page
+from playwright.sync_api import expect
 
 
 def operator_session(page, base: str, key: str, screenshot: str) -> None:
@@ -79,22 +75,8 @@ def operator_session(page, base: str, key: str, screenshot: str) -> None:
 
 
 def main(base: str, key: str, screenshot: str) -> None:
-    problems = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ru-RU",
-                                    timezone_id="Europe/Moscow")
-            # Script errors and CSP violations; the 401 and 404 the session asks for are
-            # reported as "Failed to load resource" and are expected.
-            page.on("console", lambda msg: msg.type == "error"
-                    and not msg.text.startswith("Failed to load resource")
-                    and problems.append(msg.text))
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
-            operator_session(page, base.rstrip("/"), key, screenshot)
-        finally:
-            browser.close()
-    assert not problems, f"errors in the browser console: {problems}"
+    with checked_page(1280) as page:
+        operator_session(page, base.rstrip("/"), key, screenshot)
     print("operator session passed")
 
 

@@ -10,17 +10,14 @@ REST API from here, while the page is open.
 """
 import datetime as dt
 import json
-import os
 import re
 import sys
 import time
 import urllib.request
 
-from playwright.sync_api import expect, sync_playwright
+from headless import checked_page
+from playwright.sync_api import expect
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 NBSP, NARROW = "\u00a0", "\u202f"
 
 
@@ -200,22 +197,8 @@ def sales_session(page, base: str, key: str, admin_key: str, facts: dict) -> Non
 
 
 def main(base: str, key: str, admin_key: str, facts: str) -> None:
-    problems = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="ru-RU",
-                                    timezone_id="Europe/Moscow")
-            # Script errors and CSP violations; the 409 the session provokes is reported as
-            # "Failed to load resource" and is expected.
-            page.on("console", lambda msg: msg.type == "error"
-                    and not msg.text.startswith("Failed to load resource")
-                    and problems.append(msg.text))
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
-            sales_session(page, base.rstrip("/"), key, admin_key, json.loads(facts))
-        finally:
-            browser.close()
-    assert not problems, f"errors in the browser console: {problems}"
+    with checked_page(1440) as page:
+        sales_session(page, base.rstrip("/"), key, admin_key, json.loads(facts))
     print("sales session passed")
 
 
