@@ -65,7 +65,9 @@ class ContactsService:
             contact_id = logic.merge_contacts(tx, request["source_id"], request["target_id"])["id"]
         return self.get(contact_id)
 
-    @batch_handler("gateway", ev.FORM_SUBMITTED)
+    # Two batches in flight: one is in PostgreSQL (its commit waits on the WAL) while the next
+    # is prepared; a lost race for a phone between them takes the one-by-one path below.
+    @batch_handler("gateway", ev.FORM_SUBMITTED, max_inflight=2)
     def on_form_submitted(self, deliveries):
         schema = instance(FormSubmittedSchema)
         events = [(schema.load(d.payload), d.request_id) for d in deliveries]
