@@ -5,7 +5,7 @@ import datetime as dt
 import functools
 import uuid
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 
 class Contract(Schema):
@@ -31,6 +31,17 @@ def instance(schema: type[Schema]) -> Schema:
     """One shared instance per schema class: building one (nested fields are deep-copied)
     costs far more than a dump or load, and instances hold no per-call state."""
     return schema()
+
+
+def load_input(schema: type[Schema], payload) -> dict:
+    """Load an RPC argument; a payload that breaks its contract is ``InvalidInput`` (a 400
+    at the gateway) naming the fields at fault."""
+    from crmhub.contracts.errors import InvalidInput
+
+    try:
+        return instance(schema).load(payload or {})
+    except ValidationError as exc:
+        raise InvalidInput("invalid input", exc.messages) from None
 
 
 def new_event(schema: type[EventSchema], **body) -> dict:

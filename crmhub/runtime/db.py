@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 
 import sqlalchemy as sa
@@ -30,6 +31,19 @@ log = structlog.get_logger(__name__)
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored time as an aware datetime: SQLite hands them back naive, and every stored
+    time is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def new_id() -> str:
+    """A new row id: 32 hex characters."""
+    return uuid.uuid4().hex
 
 
 def reliability_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:

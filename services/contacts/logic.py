@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 
 import sqlalchemy as sa
 
@@ -21,22 +20,11 @@ from crmhub.contracts.contacts import (
 )
 from crmhub.contracts.errors import Conflict, InvalidInput, NotFound, PermanentError
 from crmhub.contracts.phones import DEFAULT_REGION, normalize
-from crmhub.runtime.db import insert_ignoring_conflicts, insert_new_rows, utcnow
+from crmhub.runtime.db import as_utc, insert_ignoring_conflicts, insert_new_rows, new_id, utcnow
 from crmhub.services.contacts.models import contact_emails, contact_phones, contacts, timeline
 
 TIMELINE_LIMIT = 200
 MAX_MERGE_DEPTH = 20
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands datetimes back naive; every stored time is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 def _digits(text: str) -> str:
@@ -114,7 +102,7 @@ def contacts_from_rows(conn, rows) -> list[dict]:
         "id": row.id, "kind": row.kind, "name": row.name, "company": row.company,
         "phones": phones[row.id], "emails": emails[row.id], "source": row.source,
         "manager": row.manager, "tags": row.tags or [], "custom_fields": row.custom_fields or {},
-        "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at),
+        "created_at": as_utc(row.created_at), "updated_at": as_utc(row.updated_at),
         "merged_ids": sorted(merged[row.id]),
     } for row in rows]
 
@@ -131,7 +119,7 @@ def load_timeline(conn, contact_id: str, limit: int = TIMELINE_LIMIT) -> list[di
                         .order_by(timeline.c.occurred_at.desc(), timeline.c.id.desc())
                         .limit(limit))
     return [{"id": r.id, "contact_id": r.contact_id, "kind": r.kind,
-             "occurred_at": _aware(r.occurred_at), "title": r.title,
+             "occurred_at": as_utc(r.occurred_at), "title": r.title,
              "source_key": r.source_key, "data": r.data or {}} for r in rows]
 
 

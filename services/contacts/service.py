@@ -1,12 +1,11 @@
 """contacts: client cards, dedupe by phone and email, merges, search and the timeline."""
-from marshmallow import ValidationError
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
 from crmhub.contracts import contacts as schemas
 from crmhub.contracts import events as ev
-from crmhub.contracts.base import instance
-from crmhub.contracts.errors import CrmhubError, InvalidInput
+from crmhub.contracts.base import instance, load_input
+from crmhub.contracts.errors import CrmhubError
 from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.runtime.db import Database
 from crmhub.runtime.handlers import batch_handler, reliable_handler
@@ -18,12 +17,6 @@ from crmhub.services.contacts.models import metadata
 EXPECTED = (CrmhubError,)
 
 
-def _load(schema_cls, payload):
-    try:
-        return instance(schema_cls).load(payload or {})
-    except ValidationError as exc:
-        raise InvalidInput("invalid input", exc.messages) from None
-
 
 class ContactsService:
     name = "contacts"
@@ -34,7 +27,7 @@ class ContactsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def search(self, query=None):
-        params = _load(schemas.ContactQuerySchema, query)
+        params = load_input(schemas.ContactQuerySchema, query)
         with self.db.connect() as conn:
             page = logic.search(conn, region=region(self.config), **params)
         return instance(schemas.ContactPageSchema).dump(page)
@@ -46,21 +39,21 @@ class ContactsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def create(self, data, cause="api"):
-        data = _load(schemas.ContactInputSchema, data)
+        data = load_input(schemas.ContactInputSchema, data)
         with self.db.transaction() as tx:
             contact_id = logic.create_contact(tx, data, region(self.config), cause)["id"]
         return self.get(contact_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def update(self, contact_id, patch):
-        patch = _load(schemas.ContactPatchSchema, patch)
+        patch = load_input(schemas.ContactPatchSchema, patch)
         with self.db.transaction() as tx:
             contact_id = logic.update_contact(tx, str(contact_id), patch, region(self.config))["id"]
         return self.get(contact_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def merge(self, request):
-        request = _load(schemas.MergeSchema, request)
+        request = load_input(schemas.MergeSchema, request)
         with self.db.transaction() as tx:
             contact_id = logic.merge_contacts(tx, request["source_id"], request["target_id"])["id"]
         return self.get(contact_id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from crmhub.contracts.deals import (
     TaskUpdatedSchema,
 )
 from crmhub.contracts.errors import Conflict, InvalidInput, NotFound, PermanentError
-from crmhub.runtime.db import insert_ignoring_conflicts, is_postgres, utcnow
+from crmhub.runtime.db import as_utc, insert_ignoring_conflicts, is_postgres, new_id, utcnow
 from crmhub.services.deals.models import (
     deals,
     lead_rules,
@@ -45,17 +44,6 @@ from crmhub.services.deals.models import (
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 REMINDER_BATCH = 100
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands datetimes back naive; every stored time is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -154,7 +142,7 @@ def _load_pipelines(conn, ids=None) -> list[dict]:
                           .order_by(pipeline_managers.c.position)):
         team[m.pipeline_id].append(m.manager_id)
     return [{"id": r.id, "name": r.name, "template": r.template, "stages": by_pipeline[r.id],
-             "managers": team[r.id], "created_at": _aware(r.created_at)} for r in rows]
+             "managers": team[r.id], "created_at": as_utc(r.created_at)} for r in rows]
 
 
 def list_pipelines(conn) -> list[dict]:
@@ -259,8 +247,8 @@ def _deal(r, pipeline_name: str, stage_name: str) -> dict:
         "status": r.status, "manager": r.manager, "amount": _amount(r.amount_minor),
         "currency": r.currency, "source": r.source, "products": r.products or [],
         "close_reason": r.close_reason, "version": r.version,
-        "created_at": _aware(r.created_at), "updated_at": _aware(r.updated_at),
-        "closed_at": _aware(r.closed_at)}
+        "created_at": as_utc(r.created_at), "updated_at": as_utc(r.updated_at),
+        "closed_at": as_utc(r.closed_at)}
 
 
 def load_deal(conn, deal_id: str) -> dict:
@@ -285,7 +273,7 @@ def load_history(conn, deal_ids: list[str] | None = None, change_ids=None) -> li
     return [{"id": r.id, "deal_id": r.deal_id, "from_stage_id": r.from_stage_id,
              "from_stage_name": r.from_name, "to_stage_id": r.to_stage_id,
              "to_stage_name": r.to_name, "actor": r.actor, "reason": r.reason,
-             "version": r.version, "changed_at": _aware(r.changed_at)}
+             "version": r.version, "changed_at": as_utc(r.changed_at)}
             for r in conn.execute(query)]
 
 
@@ -538,10 +526,10 @@ def load_tasks(conn, ids: list[str]) -> list[dict]:
     if not ids:
         return []
     rows = {r.id: r for r in conn.execute(sa.select(tasks).where(tasks.c.id.in_(ids)))}
-    return [{"id": r.id, "title": r.title, "due_at": _aware(r.due_at), "manager": r.manager,
+    return [{"id": r.id, "title": r.title, "due_at": as_utc(r.due_at), "manager": r.manager,
              "contact_id": r.contact_id, "deal_id": r.deal_id, "done": r.done,
-             "done_at": _aware(r.done_at), "reminded_at": _aware(r.reminded_at),
-             "created_by": r.created_by, "created_at": _aware(r.created_at)}
+             "done_at": as_utc(r.done_at), "reminded_at": as_utc(r.reminded_at),
+             "created_by": r.created_by, "created_at": as_utc(r.created_at)}
             for r in (rows.get(i) for i in ids) if r is not None]
 
 
@@ -595,7 +583,7 @@ def update_task(tx, task_id: str, patch: dict, actor: str | None = None) -> dict
         values["title"] = patch["title"]
     if "manager" in patch and patch["manager"] != row.manager:
         values["manager"] = patch["manager"]
-    if "due_at" in patch and _utc(patch["due_at"]) != _aware(row.due_at):
+    if "due_at" in patch and _utc(patch["due_at"]) != as_utc(row.due_at):
         values.update(due_at=_utc(patch["due_at"]), reminded_at=None)
     if "done" in patch and patch["done"] != row.done:
         values.update(done=patch["done"], done_at=utcnow() if patch["done"] else None)
@@ -638,7 +626,7 @@ def fire_due_reminders(tx, now: dt.datetime | None = None, limit: int = REMINDER
 def next_reminder_due(conn) -> dt.datetime | None:
     """When the next reminder falls due (it may be past: claimed by another instance right
     now, or due meanwhile), None if no task awaits one. One lookup in ix_tasks_to_remind."""
-    return _aware(conn.execute(
+    return as_utc(conn.execute(
         sa.select(sa.func.min(tasks.c.due_at))
         .where(sa.not_(tasks.c.done), tasks.c.reminded_at.is_(None))).scalar())
 

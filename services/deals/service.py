@@ -1,12 +1,11 @@
 """deals: pipelines with their stages, deals and their stage history, tasks with reminders,
 managers and lead rules."""
-from marshmallow import ValidationError
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
 from crmhub.contracts import deals as schemas
 from crmhub.contracts import events as ev
-from crmhub.contracts.base import instance
+from crmhub.contracts.base import instance, load_input
 from crmhub.contracts.contacts import (
     CardSchema,
     ContactCreatedSchema,
@@ -24,12 +23,6 @@ from crmhub.services.deals.models import metadata
 
 EXPECTED = (CrmhubError,)
 
-
-def _load(schema_cls, payload):
-    try:
-        return instance(schema_cls).load(payload or {})
-    except ValidationError as exc:
-        raise InvalidInput("invalid input", exc.messages) from None
 
 
 def _dump(schema_cls, value):
@@ -70,7 +63,7 @@ class DealsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def create_pipeline(self, data):
-        data = _load(schemas.PipelineInputSchema, data)
+        data = load_input(schemas.PipelineInputSchema, data)
         with self.db.transaction() as tx:
             return _dump(schemas.PipelineSchema, logic.create_pipeline(tx, data))
 
@@ -87,7 +80,7 @@ class DealsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def set_pipeline_managers(self, pipeline_id, request):
-        request = _load(schemas.PipelineManagersSchema, request)
+        request = load_input(schemas.PipelineManagersSchema, request)
         with self.db.transaction() as tx:
             pipeline = logic.set_pipeline_managers(tx, str(pipeline_id), request["managers"])
         return _dump(schemas.PipelineSchema, pipeline)
@@ -100,20 +93,20 @@ class DealsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def put_manager(self, manager_id, data):
-        data = _load(schemas.ManagerInputSchema, data)
+        data = load_input(schemas.ManagerInputSchema, data)
         with self.db.transaction() as tx:
             return _dump(schemas.ManagerSchema, logic.put_manager(tx, str(manager_id), data))
 
     # -- deals ---------------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)
     def search_deals(self, query=None):
-        params = _load(schemas.DealQuerySchema, query)
+        params = load_input(schemas.DealQuerySchema, query)
         with self.db.connect() as conn:
             return _dump(schemas.DealPageSchema, logic.search_deals(conn, **params))
 
     @rpc(expected_exceptions=EXPECTED)
     def board(self, pipeline_id, per_stage=20, manager=None):
-        params = _load(schemas.BoardQuerySchema, {"per_stage": per_stage, "manager": manager})
+        params = load_input(schemas.BoardQuerySchema, {"per_stage": per_stage, "manager": manager})
         with self.db.connect() as conn:
             return _dump(schemas.BoardSchema, logic.board(conn, str(pipeline_id), **params))
 
@@ -124,7 +117,7 @@ class DealsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def create_deal(self, data, actor=None):
-        data = _load(schemas.DealInputSchema, data)
+        data = load_input(schemas.DealInputSchema, data)
         card = self._card(data["contact_id"])
         data.update(contact_id=card["id"], title=data.get("title") or logic.contact_name(card),
                     contact_name=logic.contact_name(card), contact_synced_at=card["updated_at"])
@@ -134,14 +127,14 @@ class DealsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def update_deal(self, deal_id, patch, actor=None):
-        patch = _load(schemas.DealPatchSchema, patch)
+        patch = load_input(schemas.DealPatchSchema, patch)
         with self.db.transaction() as tx:
             logic.update_deal(tx, str(deal_id), patch, actor=actor)
         return self.get_deal(deal_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def move_deal(self, deal_id, request, actor=None):
-        request = _load(schemas.MoveSchema, request)
+        request = load_input(schemas.MoveSchema, request)
         with self.db.transaction() as tx:
             logic.move_deal(tx, str(deal_id), request["stage_id"], actor=actor,
                             reason=request["reason"], expected_version=request["expected_version"])
@@ -150,7 +143,7 @@ class DealsService:
     # -- tasks ---------------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)
     def search_tasks(self, query=None):
-        params = _load(schemas.TaskQuerySchema, query)
+        params = load_input(schemas.TaskQuerySchema, query)
         with self.db.connect() as conn:
             return _dump(schemas.TaskPageSchema, logic.search_tasks(conn, **params))
 
@@ -161,7 +154,7 @@ class DealsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def create_task(self, data, actor=None):
-        data = _load(schemas.TaskInputSchema, data)
+        data = load_input(schemas.TaskInputSchema, data)
         if data.get("contact_id"):
             data["contact_id"] = self._card(data["contact_id"])["id"]
         with self.db.transaction() as tx:
@@ -171,7 +164,7 @@ class DealsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def update_task(self, task_id, patch, actor=None):
-        patch = _load(schemas.TaskPatchSchema, patch)
+        patch = load_input(schemas.TaskPatchSchema, patch)
         with self.db.transaction() as tx:
             task = logic.update_task(tx, str(task_id), patch, actor)
         if task["reminded_at"] is None and not task["done"]:
@@ -199,7 +192,7 @@ class DealsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def put_lead_rule(self, data):
-        data = _load(schemas.LeadRuleInputSchema, data)
+        data = load_input(schemas.LeadRuleInputSchema, data)
         with self.db.transaction() as tx:
             return _dump(schemas.LeadRuleSchema, logic.put_lead_rule(tx, data))
 

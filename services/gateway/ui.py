@@ -84,7 +84,7 @@ def card_title(contact: dict) -> str:
     return (contact.get("emails") or ["Client without a name"])[0]
 
 
-def _when(value) -> dt.datetime | None:
+def parse_time(value) -> dt.datetime | None:
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)
@@ -97,7 +97,7 @@ def _when(value) -> dt.datetime | None:
 
 def time_tag(value, date_only: bool = False):
     """A ``<time>`` in UTC; ui.js rewrites it in the operator's own time zone."""
-    when = _when(value)
+    when = parse_time(value)
     if when is None:
         return escape(value or "")
     when = when.astimezone(dt.timezone.utc)

@@ -24,7 +24,7 @@ from crmhub.contracts.errors import Conflict, InvalidInput, NotFound, Unavailabl
 from crmhub.runtime.db import utcnow
 from crmhub.services.gateway.http import http, json_body
 from crmhub.services.gateway.openapi import html_page
-from crmhub.services.gateway.ui import TEMPLATES, _when, render, safe_next, ui_json, ui_page
+from crmhub.services.gateway.ui import TEMPLATES, parse_time, render, safe_next, ui_json, ui_page
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,7 @@ def deal_name(deal: dict) -> str:
 
 
 def overdue(task: dict) -> bool:
-    when = _when(task.get("due_at"))
+    when = parse_time(task.get("due_at"))
     return bool(when and not task.get("done") and when <= utcnow())
 
 
@@ -294,7 +294,7 @@ class SalesUi:
         Answers overlap (``next`` lies ``REMINDER_OVERLAP`` back): ui.js drops the reminders
         it showed already, by task id and ``reminded_at``."""
         now = utcnow()
-        since = _when(request.args.get("since")) or now - REMINDER_OVERLAP
+        since = parse_time(request.args.get("since")) or now - REMINDER_OVERLAP
         since = min(max(since, now - REMINDER_LOOKBACK), now)
         # A reminded task fell due before it was reminded: among those due by now.
         query = {"manager": principal.name, "done": False, "limit": REMINDER_PAGE,
@@ -306,7 +306,7 @@ class SalesUi:
                 page = self.deals.search_tasks({**query,
                                                 "offset": page["total"] - REMINDER_PAGE})
             fired = sorted((t for t in page["items"]
-                            if t["reminded_at"] and _when(t["reminded_at"]) > since),
+                            if t["reminded_at"] and parse_time(t["reminded_at"]) > since),
                            key=lambda t: t["reminded_at"])[-REMINDERS_SHOWN:]
             items = [self._ui_reminder(t) for t in fired]
         return {"now": now.isoformat(), "next": (now - REMINDER_OVERLAP).isoformat(),
