@@ -7,6 +7,8 @@ import uuid
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from crmhub.contracts.errors import InvalidInput
+
 
 class Contract(Schema):
     """Internal contracts refuse unknown fields."""
@@ -36,8 +38,6 @@ def instance(schema: type[Schema]) -> Schema:
 def load_input(schema: type[Schema], payload) -> dict:
     """Load an RPC argument; a payload that breaks its contract is ``InvalidInput`` (a 400
     at the gateway) naming the fields at fault."""
-    from crmhub.contracts.errors import InvalidInput
-
     try:
         return instance(schema).load(payload or {})
     except ValidationError as exc:
