@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crmhub.contracts import contacts, deals, forms
+from crmhub.contracts import calls, contacts, deals, forms
 from crmhub.contracts.base import EventSchema
 
 FORM_SUBMITTED = "form_submitted"
@@ -24,6 +24,12 @@ TASK_CREATED = "task_created"
 TASK_UPDATED = "task_updated"
 TASK_COMPLETED = "task_completed"
 TASK_DUE = "task_due"
+CALL_SIGNAL = "call_signal"
+CALL_RINGING = "call_ringing"
+CALL_ANSWERED = "call_answered"
+CALL_FINISHED = "call_finished"
+CALL_MISSED = "call_missed"
+RECORDING_READY = "recording_ready"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,21 @@ CATALOG: dict[str, EventSpec] = {spec.name: spec for spec in (
               "A task was marked done."),
     EventSpec(TASK_DUE, "deals", deals.TaskEventSchema, 1,
               "A task fell due: the reminder for its manager (published once per due time)."),
+    EventSpec(CALL_SIGNAL, "gateway", calls.CallSignalSchema, 1,
+              "A PBX reported a change of a call (Mango, Zadarma, Asterisk connectors); the "
+              "telephony service folds the signals of one call into the call."),
+    EventSpec(CALL_RINGING, "telephony", calls.CallRingingSchema, 1,
+              "Extensions started ringing for a call: the incoming-call popup, with the caller's "
+              "card summary, for their managers."),
+    EventSpec(CALL_ANSWERED, "telephony", calls.CallEventSchema, 1,
+              "A call was answered (once per call)."),
+    EventSpec(CALL_FINISHED, "telephony", calls.CallEventSchema, 1,
+              "A call that was answered ended (once per call)."),
+    EventSpec(CALL_MISSED, "telephony", calls.CallEventSchema, 1,
+              "A call ended without being answered: missed, busy, failed or voicemail (once "
+              "per call)."),
+    EventSpec(RECORDING_READY, "telephony", calls.CallEventSchema, 1,
+              "A call's recording was fetched and stored; it can be played."),
 )}
 
 

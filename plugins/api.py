@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from werkzeug.datastructures import Headers
 from werkzeug.formparser import parse_form_data
 
-API_VERSION = "1.0"
+if TYPE_CHECKING:
+    import threading
+
+    import requests
+
+# 1.1 added PBX connectors (PbxConnector): click-to-call, recordings, long-lived listeners.
+API_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -189,3 +195,88 @@ def make_request(method="POST", path="/", body: bytes | str = b"", headers=None,
                           query={k: (v if isinstance(v, list) else [v])
                                  for k, v in (query or {}).items()},
                           body=body, remote_addr=remote_addr, url_source=url)
+
+
+# -- PBX connectors (API 1.1) ------------------------------------------------------------------
+
+class PbxError(Exception):
+    """The PBX refused or could not run a command. ``message`` is shown to the operator as it
+    is, so it says what went wrong in their words ("extension 101 is not registered");
+    ``unavailable`` is True when the PBX could not be reached at all."""
+
+    def __init__(self, message: str, unavailable: bool = False, details=None):
+        super().__init__(message)
+        self.message = message
+        self.unavailable = unavailable
+        self.details = details
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """A click-to-call command: ring ``extension``, then connect it to ``number``."""
+
+    command_id: str  # ours; PBXs that echo it (Mango) link their events to the request
+    extension: str
+    number: str      # the client, E.164 ("+79161234567")
+    line: str | None = None  # our number the client should see, if the PBX lets us choose
+
+
+@dataclass(frozen=True)
+class RecordingLocation:
+    """How to download a recording. The telephony service makes the request itself, through a
+    guard that allows only the connector's recording hosts, refuses private addresses after
+    resolution, re-checks every redirect and caps size and time."""
+
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    data: dict[str, str] | None = None  # a form body, for vendors that want a POST
+
+
+class PbxConnector(Connector):
+    """A connector for a telephone exchange. Besides its webhooks (or instead of them) it may:
+
+    * place calls (``place_call``): click-to-call from a client's card;
+    * say where a recording is (``recording_location``);
+    * keep a connection to the PBX open (``listen``), for PBXs that push events over a socket
+      instead of webhooks (Asterisk AMI). The gateway runs it in its own green thread.
+
+    Settings every PBX connector understands: ``api_url`` (the vendor API base URL: tests and
+    simulators point it at a local server), ``timeout`` (seconds, default 5), and
+    ``recording_hosts`` (host names recordings may come from; ``*.`` prefixes allowed).
+    """
+
+    # Hosts recordings come from when the settings do not say otherwise.
+    recording_hosts: ClassVar[tuple[str, ...]] = ()
+    # Whether the PBX offers recordings at all (Asterisk keeps them on its own disk).
+    supports_recordings: ClassVar[bool] = False
+    supports_calls: ClassVar[bool] = False
+
+    @property
+    def timeout(self) -> float:
+        return float(self.settings.get("timeout") or 5)
+
+    def allowed_recording_hosts(self) -> tuple[str, ...]:
+        configured = self.settings.get("recording_hosts")
+        return tuple(configured) if configured is not None else type(self).recording_hosts
+
+    def place_call(self, api: requests.Session, request: CallRequest) -> dict:
+        """Ask the PBX to connect ``request.extension`` with ``request.number``; returns what
+        the PBX answered (kept with the call). Raises PbxError when the PBX refuses or is down.
+        ``api`` is a requests session for the vendor API (pass ``timeout=self.timeout``)."""
+        raise PbxError(f"{self.title or self.name} cannot place calls")
+
+    def recording_location(self, api: requests.Session, ref: str) -> RecordingLocation:
+        """Where the recording ``ref`` (a signal's ``recording_ref``) can be downloaded. May call
+        the vendor API first (for a one-time link). Raises PbxError if there is none."""
+        raise PbxError(f"{self.title or self.name} offers no recordings")
+
+    def listen(self, emit: Callable[[str, dict], None], stopping: threading.Event) -> None:
+        """Run until ``stopping`` is set: hold the connection to the PBX, reconnect with backoff,
+        and ``emit(event_type, event)`` every contract event (``emit`` returns once the broker
+        has the event). Connectors with webhooks only do not override it."""
+        return None
+
+    @classmethod
+    def listens(cls) -> bool:
+        return cls.listen is not PbxConnector.listen
