@@ -10,6 +10,14 @@ PERMISSIONS = {
     # Pipelines, templates, managers and lead rules: how the sales process is set up.
     "deals:configure": {"admin"},
     "ops:read": {"admin"},
+    # Calls: the call log, the popup stream (own extensions), click-to-call, recordings.
+    "calls:read": {"admin", "manager", "operator", "integrator"},
+    "calls:place": {"admin", "manager", "operator"},
+    "calls:listen": {"admin", "manager", "operator"},
+    # Watch the popups of whole lines, or of every line: supervisors.
+    "calls:supervise": {"admin", "manager"},
+    # Extensions and their managers.
+    "telephony:configure": {"admin"},
 }
 ROLES = {"admin", "manager", "operator", "integrator"}
 

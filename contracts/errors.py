@@ -61,3 +61,19 @@ class Unavailable(CrmhubError):
 
     status = 503
     code = "unavailable"
+
+
+@deserialize_to_instance
+class PbxRefused(CrmhubError):
+    """The PBX refused a command (click-to-call); the message is the PBX's reason."""
+
+    status = 502
+    code = "pbx_refused"
+
+
+@deserialize_to_instance
+class PbxUnavailable(CrmhubError):
+    """The PBX could not be reached."""
+
+    status = 503
+    code = "pbx_unavailable"

@@ -60,11 +60,28 @@ def _form_submitted_reachable(doc: dict) -> None:
     ]
 
 
+def _call_signal_complete(doc: dict) -> None:
+    """``CallSignalSchema._complete``: a finished call has its outcome, a recording its ref."""
+    doc["allOf"] = [
+        {"if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+         "then": {"properties": {field: {"type": "string", "minLength": 1}},
+                  "required": [field]}}
+        for kind, field in (("finished", "outcome"), ("recording", "recording_ref"))]
+
+
+def _place_call_target(doc: dict) -> None:
+    """``PlaceCallSchema._target``: a card or a number to call."""
+    doc["anyOf"] = [{"properties": {field: {"type": "string", "minLength": 1}},
+                     "required": [field]} for field in ("contact_id", "number")]
+
+
 #: ``(schema class name, hook name)`` -> a function that adds the hook's check to the schema's
 #: JSON Schema (in place). Every ``@validates_schema`` / ``@validates`` hook of an exported
 #: contract must be listed here.
 RULES: dict[tuple[str, str], Callable[[dict], None]] = {
     ("FormSubmittedSchema", "_reachable"): _form_submitted_reachable,
+    ("CallSignalSchema", "_complete"): _call_signal_complete,
+    ("PlaceCallSchema", "_target"): _place_call_target,
 }
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from marshmallow import Schema
 
-from crmhub.contracts import contacts, deals
+from crmhub.contracts import calls, contacts, deals
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "Change some fields of a card."),
     RpcSpec("contacts", "merge", contacts.MergeSchema, contacts.CardSchema,
             "Merge one card into another."),
+    RpcSpec("contacts", "identify_caller", calls.IdentifyCallerSchema, calls.CallerSchema,
+            "The card of a calling number as the popup shows it; with create, an unknown "
+            "number gets a new card whose source is the call."),
     RpcSpec("deals", "list_pipelines", None, deals.PipelineListSchema,
             "Every pipeline with its stages and managers."),
     RpcSpec("deals", "get_pipeline", None, deals.PipelineSchema, "A pipeline by id."),
@@ -66,4 +69,18 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "The lead rules in force: from the config and from the API."),
     RpcSpec("deals", "put_lead_rule", deals.LeadRuleInputSchema, deals.LeadRuleSchema,
             "Create or replace the API lead rule of a connector (and form)."),
+    RpcSpec("telephony", "place_call", calls.PlaceCallSchema, calls.CallSchema,
+            "Click-to-call: the PBX rings the manager's extension, then the client; PbxRefused "
+            "or PbxUnavailable with the PBX's reason."),
+    RpcSpec("telephony", "get_call", None, calls.CallSchema, "A call by id."),
+    RpcSpec("telephony", "search_calls", calls.CallQuerySchema, calls.CallPageSchema,
+            "The call log, newest first, by card, manager, status or outcome."),
+    RpcSpec("telephony", "recording_file", None, calls.RecordingFileSchema,
+            "Where a call's stored recording is; NotFound while there is none."),
+    RpcSpec("telephony", "list_extensions", None, calls.ExtensionListSchema,
+            "Every extension with its manager."),
+    RpcSpec("telephony", "put_extension", calls.ExtensionInputSchema, calls.ExtensionSchema,
+            "Seat a manager at an extension."),
+    RpcSpec("telephony", "delete_extension", None, calls.ExtensionListSchema,
+            "Free an extension; returns the extensions left."),
 )}

@@ -17,7 +17,7 @@ import eventlet
 import structlog
 from kombu import Exchange, Queue
 from marshmallow import ValidationError
-from nameko.events import EventHandler, get_event_exchange
+from nameko.events import BROADCAST, EventHandler, get_event_exchange
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import QueueConsumer
 
@@ -104,11 +104,12 @@ reliable_handler = ReliableEventHandler.decorator
 # -- topology ----------------------------------------------------------------------------------
 
 def service_handlers(service_cls):
-    """(source_service, event_type, method_name) of every reliable handler of a service class."""
+    """(source_service, event_type, method_name) of every pooled handler of a service class
+    (a broadcast handler's queue belongs to one running instance: nameko declares it)."""
     for name in dir(service_cls):
         method = getattr(service_cls, name, None)
         for entrypoint in getattr(method, "nameko_entrypoints", ()):
-            if isinstance(entrypoint, EventHandler):
+            if isinstance(entrypoint, EventHandler) and entrypoint.handler_type != BROADCAST:
                 yield entrypoint.source_service, entrypoint.event_type, name
 
 

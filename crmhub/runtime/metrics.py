@@ -20,3 +20,14 @@ WEBHOOKS = Counter("crmhub_webhooks_total", "Webhook requests by connector and H
                    ["connector", "status"])
 HTTP_REQUESTS = Counter("crmhub_http_requests_total", "Gateway HTTP requests by entrypoint",
                         ["entrypoint", "method", "status"])
+PBX_COMMAND_SECONDS = Histogram(
+    "crmhub_pbx_command_seconds", "Duration of a command to a PBX (click-to-call)",
+    ["provider", "command", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RECORDINGS_STORED = Counter("crmhub_recordings_stored_total", "Call recordings fetched and stored",
+                            ["provider"])
+POPUPS_DELIVERED = Counter("crmhub_popups_delivered_total",
+                           "Incoming-call popups pushed to connected browsers", ["service"])
+POPUP_STREAMS = Gauge("crmhub_popup_streams", "Browsers connected to the popup stream",
+                      ["service"])

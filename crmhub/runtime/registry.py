@@ -6,6 +6,7 @@ from importlib import import_module
 SERVICES = {
     "contacts": "crmhub.services.contacts.service:ContactsService",
     "deals": "crmhub.services.deals.service:DealsService",
+    "telephony": "crmhub.services.telephony.service:TelephonyService",
     "gateway": "crmhub.services.gateway.service:GatewayService",
 }
 

@@ -5,13 +5,14 @@ from nameko.rpc import rpc
 from crmhub.contracts import contacts as schemas
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance, load_input
+from crmhub.contracts.calls import CallerSchema, CallEventSchema, IdentifyCallerSchema
 from crmhub.contracts.errors import CrmhubError
 from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.runtime.db import Database
 from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.service import region
-from crmhub.services.contacts import logic
+from crmhub.services.contacts import calls, logic
 from crmhub.services.contacts.models import metadata
 
 EXPECTED = (CrmhubError,)
@@ -58,6 +59,12 @@ class ContactsService:
             contact_id = logic.merge_contacts(tx, request["source_id"], request["target_id"])["id"]
         return self.get(contact_id)
 
+    @rpc(expected_exceptions=EXPECTED)
+    def identify_caller(self, request):
+        request = load_input(IdentifyCallerSchema, request)
+        with self.db.transaction() as tx:
+            return instance(CallerSchema).dump(calls.identify_caller(tx, request, region(self.config)))
+
     # Two batches in flight: one is in PostgreSQL (its commit waits on the WAL) while the next
     # is prepared; a lost race for a phone between them takes the one-by-one path below.
     @batch_handler("gateway", ev.FORM_SUBMITTED, max_inflight=2)
@@ -102,3 +109,21 @@ class ContactsService:
     @reliable_handler("deals", ev.TASK_COMPLETED)
     def on_task_completed(self, payload):
         self._sales_entry(ev.TASK_COMPLETED, payload)
+
+    # -- calls on the client's timeline: one entry per call, its recording added later ----
+    def _call_entry(self, kind, payload):
+        event = instance(CallEventSchema).load(payload)
+        with self.db.transaction() as tx:
+            calls.add_call_entry(tx, kind, event)
+
+    @reliable_handler("telephony", ev.CALL_FINISHED)
+    def on_call_finished(self, payload):
+        self._call_entry(ev.CALL_FINISHED, payload)
+
+    @reliable_handler("telephony", ev.CALL_MISSED)
+    def on_call_missed(self, payload):
+        self._call_entry(ev.CALL_MISSED, payload)
+
+    @reliable_handler("telephony", ev.RECORDING_READY)
+    def on_recording_ready(self, payload):
+        self._call_entry(ev.RECORDING_READY, payload)

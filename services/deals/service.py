@@ -6,6 +6,7 @@ from nameko.rpc import rpc
 from crmhub.contracts import deals as schemas
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance, load_input
+from crmhub.contracts.calls import CallEventSchema
 from crmhub.contracts.contacts import (
     CardSchema,
     ContactCreatedSchema,
@@ -18,7 +19,7 @@ from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.rpc import RpcProxy
 from crmhub.runtime.timer import DueTimerWakeup, due_timer
-from crmhub.services.deals import logic
+from crmhub.services.deals import callbacks, logic
 from crmhub.services.deals.models import metadata
 
 EXPECTED = (CrmhubError,)
@@ -227,3 +228,22 @@ class DealsService:
         event = instance(ContactsMergedSchema).load(payload)
         with self.db.transaction() as tx:
             logic.move_contact(tx, event["source_id"], event["target_id"])
+
+    # -- calls ---------------------------------------------------------------------------------
+    @reliable_handler("telephony", ev.CALL_MISSED)
+    def on_call_missed(self, payload):
+        """A missed incoming call: a call-back task for the client's manager (or the line's
+        queue), due soon, with its reminder."""
+        event = instance(CallEventSchema).load(payload)
+        call = event["call"]
+        if call.get("direction") != "inbound" or not call.get("contact_id"):
+            return
+        try:
+            card = self._card(call["contact_id"])
+        except InvalidInput:
+            card = {"manager": None}  # the card is gone: the call back still matters
+        with self.db.transaction() as tx:
+            task = callbacks.create_callback_task(tx, event, card.get("manager"),
+                                                  self.config.get("TELEPHONY") or {})
+        if task is not None:
+            self.wake_reminders(task["due_at"])

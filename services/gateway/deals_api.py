@@ -9,7 +9,7 @@ from crmhub.services.gateway.http import http, json_body, json_response
 from crmhub.services.gateway.openapi import operation
 
 
-def _query(request, schema_cls) -> dict:
+def query_args(request, schema_cls) -> dict:
     """The query string as the RPC's query payload; an unknown parameter is refused."""
     known = set(schema_cls().fields)
     unknown = sorted(set(request.args) - known)
@@ -63,7 +63,7 @@ class DealsApi:
                            "board was filtered).")
     def get_pipeline_board(self, request, pipeline_id):
         self._principal(request, "deals:read")
-        return self.deals.board(pipeline_id, **_query(request, schemas.BoardQuerySchema))
+        return self.deals.board(pipeline_id, **query_args(request, schemas.BoardQuerySchema))
 
     @http("PUT", "/api/v1/pipelines/<string:pipeline_id>/managers")
     @operation(summary="Set the managers who receive the pipeline's new leads, in turn",
@@ -98,7 +98,7 @@ class DealsApi:
                permission="deals:read")
     def list_deals(self, request):
         self._principal(request, "deals:read")
-        return self.deals.search_deals(_query(request, schemas.DealQuerySchema))
+        return self.deals.search_deals(query_args(request, schemas.DealQuerySchema))
 
     @http("POST", "/api/v1/deals")
     @operation(summary="Open a deal for a client card", tags=["deals"], status=201,
@@ -142,7 +142,7 @@ class DealsApi:
                response=schemas.TaskPageSchema, permission="deals:read")
     def list_tasks(self, request):
         self._principal(request, "deals:read")
-        return self.deals.search_tasks(_query(request, schemas.TaskQuerySchema))
+        return self.deals.search_tasks(query_args(request, schemas.TaskQuerySchema))
 
     @http("POST", "/api/v1/tasks")
     @operation(summary="Set a task for a manager; a reminder (task_due) fires when it is due",

@@ -1,21 +1,55 @@
 """IO of the gateway behind small facades: connectors, event publishing, API keys."""
 from __future__ import annotations
 
+import functools
+import threading
+
 from nameko.extensions import DependencyProvider
 
 from crmhub.contracts.base import instance
 from crmhub.contracts.events import spec
-from crmhub.plugins.api import BadPayload
+from crmhub.plugins.api import BadPayload, PbxConnector
 from crmhub.plugins.host import ConnectorHost
 from crmhub.runtime.config import parse_api_keys
 from crmhub.runtime.messaging import event_exchange_name, get_publisher
 
 
+def listeners_enabled(config: dict) -> bool:
+    """Whether this gateway instance runs the connectors' PBX listeners (Asterisk AMI). With
+    several instances, ops may leave them on in one only (``CONNECTOR_LISTENERS: false`` in
+    the others); two listeners are harmless, their events dedupe, but each holds a PBX login."""
+    return str(config.get("CONNECTOR_LISTENERS", True)).lower() not in ("false", "0", "off", "no")
+
+
 class Connectors(DependencyProvider):
-    """The loaded connector plugins (built once per service container)."""
+    """The loaded connector plugins (built once per service container), and the long-lived
+    listeners of those that keep a connection to their PBX."""
 
     def setup(self):
         self.host = ConnectorHost(self.container.config)
+        self.stopping = threading.Event()
+
+    def start(self):
+        if not listeners_enabled(self.container.config):
+            return
+        publisher = get_publisher(self.container.config["AMQP_URI"])
+        for name, loaded in self.host.connectors.items():
+            connector = loaded.instance
+            if isinstance(connector, PbxConnector) and connector.listens():
+                emit = functools.partial(self._emit, publisher, name)
+                self.container.spawn_managed_thread(
+                    functools.partial(connector.listen, emit, self.stopping),
+                    identifier=f"listener:{name}")
+
+    def _emit(self, publisher, connector: str, event_type: str, event: dict) -> None:
+        event = self.host.prepare(connector, event_type, event)
+        EventPublisher(publisher, self.container.service_name, {}).publish([(event_type, event)])
+
+    def stop(self):
+        self.stopping.set()
+
+    def kill(self):
+        self.stopping.set()
 
     def get_dependency(self, worker_ctx):
         return self.host
@@ -66,3 +100,15 @@ class ApiKeys(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.keys
+
+
+class RecordingFiles(DependencyProvider):
+    """The recording store the telephony service writes (RECORDINGS_DIR, shared by both)."""
+
+    def setup(self):
+        from crmhub.services.telephony.recordings import store_from_config
+
+        self.store = store_from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return self.store

@@ -4,34 +4,51 @@ from __future__ import annotations
 import json
 
 import prometheus_client
+import structlog
 from nameko.dependency_providers import Config
+from nameko.events import BROADCAST, event_handler
 from werkzeug.wrappers import Response
 
 import crmhub
 from crmhub.contracts import contacts as schemas
+from crmhub.contracts import events as ev
+from crmhub.contracts.base import instance
 from crmhub.contracts.errors import InvalidInput, NotFound
 from crmhub.plugins.api import make_request
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.metrics import WEBHOOKS
 from crmhub.runtime.rpc import RpcProxy
 from crmhub.services.gateway.auth import authenticate, presented_key, require
+from crmhub.services.gateway.calls_api import CallsApi
 from crmhub.services.gateway.deals_api import DealsApi
-from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
+from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events, RecordingFiles
 from crmhub.services.gateway.http import http, json_body, json_response
 from crmhub.services.gateway.openapi import build_spec, operation
+from crmhub.services.gateway.popups import Popups
 from crmhub.services.gateway.ui import OperatorUi
 from crmhub.services.gateway.ui_deals import SalesUi
 
+log = structlog.get_logger(__name__)
 WEBHOOK_METHODS = "GET,POST,PUT"
 
 
-class GatewayService(OperatorUi, SalesUi, DealsApi):
+def popup_handler(event_type: str):
+    """A broadcast handler: every gateway instance gets the event for its own browsers. Not
+    reliable: a popup is only worth showing now, and a stopped instance has no browsers."""
+    return event_handler("telephony", event_type, handler_type=BROADCAST,
+                         reliable_delivery=False)
+
+
+class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi):
     name = "gateway"
 
     config = Config()
     contacts = RpcProxy("contacts")
     deals = RpcProxy("deals")
+    telephony = RpcProxy("telephony")
     connectors = Connectors()
+    popups = Popups()
+    recordings = RecordingFiles()
     events = Events()
     api_keys = ApiKeys()
     log_ctx = LogContext()
@@ -131,6 +148,32 @@ class GatewayService(OperatorUi, SalesUi, DealsApi):
             raise
         finally:
             WEBHOOKS.labels(connector, str(status)).inc()
+
+    # -- the incoming-call popup: telephony's events to this instance's browsers ---------------
+    @popup_handler(ev.CALL_RINGING)
+    def on_call_ringing(self, payload):
+        self._pass_on(ev.CALL_RINGING, payload)
+
+    @popup_handler(ev.CALL_ANSWERED)
+    def on_call_answered(self, payload):
+        self._pass_on(ev.CALL_ANSWERED, payload)
+
+    @popup_handler(ev.CALL_FINISHED)
+    def on_call_finished(self, payload):
+        self._pass_on(ev.CALL_FINISHED, payload)
+
+    @popup_handler(ev.CALL_MISSED)
+    def on_call_missed(self, payload):
+        self._pass_on(ev.CALL_MISSED, payload)
+
+    def _pass_on(self, event_type, payload):
+        # Checked against the contract, then passed on as received (it is already JSON).
+        errors = instance(ev.spec(event_type).schema).validate(payload)
+        if errors:
+            log.warning("call event breaks its contract, not shown", event_type=event_type,
+                        errors=errors)
+            return
+        self.popups.publish(event_type, payload)
 
     # -- anything else: a JSON 404 rather than werkzeug's HTML page ---------------------------
     @http("GET,POST,PUT,PATCH,DELETE", "/<path:rest>")

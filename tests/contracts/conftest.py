@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from crmhub.contracts import contacts, deals, events
+from crmhub.contracts import calls, contacts, deals, events
 from crmhub.contracts.base import instance, new_event
 
 T0 = dt.datetime(2026, 3, 14, 9, 26, 53, 589000, tzinfo=dt.timezone.utc)
@@ -207,6 +207,73 @@ RPC_PAYLOADS.update({
         {**LEAD_RULE, "form": None, "id": "config-1", "origin": "config"}]},
     ("deals.put_lead_rule", "request"): LEAD_RULE,
     ("deals.put_lead_rule", "response"): {**LEAD_RULE, "id": "5e0c", "origin": "api"},
+})
+
+CALL = {"id": "k-3b1f2c", "provider": "mango", "call_key": "MToxMDE0MzE6OTAwOjQyOTc1MjE4Mw==",
+        "direction": "inbound", "status": "finished", "outcome": "answered",
+        "cause": "1110 caller hung up", "client_number": "+79161234567",
+        "client_number_raw": "79161234567", "line": "74951234567", "extension": "101",
+        "manager": "olga", "contact_id": "c-5f2d1e0a9b", "created_at": T0,
+        "answered_at": T0 + dt.timedelta(seconds=12), "ended_at": T1, "duration_s": 288,
+        "legs": [{"leg_id": "MToxMDE0MzE6OTAwOjQyOTc1MjE4NA==", "extension": "101",
+                  "state": "ended", "sequence": 4, "at": T1}],
+        "recording": None, "command_id": None, "requested_by": None, "updated_at": T1}
+RECORDED_CALL = {**CALL, "recording": {
+    "ref": "MToxMDE0MzE6OTAwOjQyOTc1MjE4Mzow", "stored": True, "content_type": "audio/mpeg",
+    "size": 1152044, "url": "/api/v1/calls/k-3b1f2c/recording"}}
+CALLER = {"contact_id": "c-5f2d1e0a9b", "known": True, "name": "Анна Петрова",
+          "company": "ООО Ромашка", "manager": "olga", "number": "+79161234567",
+          "open_deals": [{"id": "d-7c1e2f", "title": "Уборка офиса, ООО Ромашка",
+                          "pipeline_name": "Клининговые услуги для бизнеса",
+                          "stage_name": "Начали готовить КП", "amount": "185000.00",
+                          "currency": "RUB", "manager": "olga"}],
+          "last_interactions": [{"kind": "form_submitted", "occurred_at": T0,
+                                 "title": "Form «Contact us» submitted"}]}
+EVENT_BODIES.update({
+    events.CALL_SIGNAL: {
+        "idempotency_key": "mango:call:MToxMDE0MzE6OTAwOjQyOTc1MjE4Mw==:2", "provider": "mango",
+        "call_key": "MToxMDE0MzE6OTAwOjQyOTc1MjE4Mw==", "leg_id": "MToxMDE0MzE6OTAwOjQyOTc1MjE4NA==",
+        "sequence": 2, "kind": "ringing", "final": False, "direction": "inbound",
+        "client_number": "79161234567", "line": "74951234567", "extension": "101", "at": T0,
+        "started_at": None, "answered_at": None, "ended_at": None, "duration_s": None,
+        "outcome": None, "cause": None, "recording_ref": None, "command_id": None,
+        "details": {"location": "abonent", "call_state": "Appeared"}},
+    events.CALL_RINGING: {"call": {**CALL, "status": "ringing", "outcome": None, "cause": None,
+                                   "answered_at": None, "ended_at": None, "duration_s": None},
+                          "extensions": ["101"], "managers": ["olga"], "caller": CALLER},
+    events.CALL_ANSWERED: {"call": {**CALL, "status": "answered", "outcome": None,
+                                    "cause": None, "ended_at": None, "duration_s": None}},
+    events.CALL_FINISHED: {"call": CALL},
+    events.CALL_MISSED: {"call": {**CALL, "outcome": "missed", "answered_at": None,
+                                  "duration_s": 0}},
+    events.RECORDING_READY: {"call": RECORDED_CALL},
+})
+EXTENSION = {"extension": "101", "manager": "olga", "provider": "mango"}
+RPC_PAYLOADS.update({
+    ("contacts.identify_caller", "request"): {"number": "79161234567", "create": True,
+                                              "provider": "mango", "line": "74951234567",
+                                              "call_id": "k-3b1f2c"},
+    ("contacts.identify_caller", "response"): dumped(calls.CallerSchema, {**CALLER,
+                                                                          "open_deals": []}),
+    ("telephony.place_call", "request"): {"contact_id": "c-5f2d1e0a9b", "number": None,
+                                          "extension": None, "manager": "olga", "line": None,
+                                          "provider": None},
+    ("telephony.place_call", "response"): dumped(calls.CallSchema, {
+        **CALL, "call_key": None, "direction": "outbound", "status": "dialing", "outcome": None,
+        "cause": None, "answered_at": None, "ended_at": None, "duration_s": None, "legs": [],
+        "command_id": "k-3b1f2c", "requested_by": "olga"}),
+    ("telephony.get_call", "response"): dumped(calls.CallSchema, RECORDED_CALL),
+    ("telephony.search_calls", "request"): {"contact_id": "c-5f2d1e0a9b", "manager": None,
+                                            "status": "finished", "outcome": None, "limit": 20,
+                                            "offset": 0},
+    ("telephony.search_calls", "response"): dumped(calls.CallPageSchema, {
+        "items": [RECORDED_CALL], "total": 1, "limit": 20, "offset": 0}),
+    ("telephony.recording_file", "response"): {"call_id": "k-3b1f2c", "key": "call-k-3b1f2c",
+                                               "content_type": "audio/mpeg", "size": 1152044},
+    ("telephony.list_extensions", "response"): {"items": [EXTENSION]},
+    ("telephony.put_extension", "request"): {"manager": "olga", "provider": "mango"},
+    ("telephony.put_extension", "response"): EXTENSION,
+    ("telephony.delete_extension", "response"): {"items": []},
 })
 
 

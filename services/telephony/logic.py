@@ -1,0 +1,383 @@
+"""The call log: signals folded into calls, extensions, click-to-call records.
+
+Vendor events arrive duplicated and out of order. A call only moves forwards
+(dialing → ringing → answered → finished); a signal older than one already seen for the same
+leg (by the vendor's sequence) is stale; a finished call takes no more state changes, except
+that the vendor's own summary or CDR (``final``) corrects its times and outcome once. Each
+transition publishes its event exactly once: call_ringing (once per extension), call_answered,
+then call_finished (answered calls) or call_missed (every other outcome).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from crmhub.contracts import events as ev
+from crmhub.contracts.base import new_event
+from crmhub.contracts.calls import CallEventSchema, CallRingingSchema
+from crmhub.contracts.errors import InvalidInput, NotFound
+from crmhub.contracts.phones import normalize
+from crmhub.runtime.db import as_utc, insert_ignoring_conflicts, is_postgres, new_id, utcnow
+from crmhub.services.telephony.models import calls, extensions, inbox
+
+STATUS_RANK = {"dialing": 0, "ringing": 1, "answered": 2, "finished": 3}
+# A click-to-call the PBX never reported within this time is closed as failed.
+DIALING_TIMEOUT = dt.timedelta(minutes=3)
+# How long after a click-to-call an outgoing call from the same extension to the same number
+# is taken to be its result (PBXs that do not echo our command id).
+ADOPTION_WINDOW = dt.timedelta(minutes=2)
+RECORDING_URL = "/api/v1/calls/{id}/recording"
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+def call_view(row) -> dict:
+    """A calls row as :class:`crmhub.contracts.calls.CallSchema`."""
+    recording = None
+    if row.recording_ref or row.recording_key:
+        stored = row.recording_key is not None
+        recording = {"ref": row.recording_ref or "", "stored": stored,
+                     "content_type": row.recording_content_type, "size": row.recording_size,
+                     "url": RECORDING_URL.format(id=row.id) if stored else None}
+    legs = [{"leg_id": leg_id, "extension": leg.get("extension"), "state": leg["state"],
+             "sequence": leg.get("sequence"), "at": dt.datetime.fromisoformat(leg["at"])}
+            for leg_id, leg in (row.legs or {}).items()]
+    return {
+        "id": row.id, "provider": row.provider, "call_key": row.call_key,
+        "direction": row.direction, "status": row.status, "outcome": row.outcome,
+        "cause": row.cause, "client_number": row.client_number,
+        "client_number_raw": row.client_number_raw, "line": row.line,
+        "extension": row.extension, "manager": row.manager, "contact_id": row.contact_id,
+        "created_at": as_utc(row.created_at), "answered_at": as_utc(row.answered_at),
+        "ended_at": as_utc(row.ended_at), "duration_s": row.duration_s, "legs": legs,
+        "recording": recording, "command_id": row.command_id,
+        "requested_by": row.requested_by, "updated_at": as_utc(row.updated_at)}
+
+
+def load_call(conn, call_id: str) -> dict:
+    row = conn.execute(sa.select(calls).where(calls.c.id == call_id)).first()
+    if row is None:
+        raise NotFound(f"no call {call_id!r}")
+    return call_view(row)
+
+
+def handled(conn, key: str) -> bool:
+    """Whether the message ``key`` was already handled (the inbox holds it)."""
+    return conn.execute(sa.select(inbox.c.key).where(inbox.c.key == key[:300])).first() is not None
+
+
+def find_call(conn, provider: str, call_key: str):
+    return conn.execute(sa.select(calls).where(
+        calls.c.provider == provider, calls.c.call_key == call_key)).first()
+
+
+def search_calls(conn, contact_id=None, manager=None, status=None, outcome=None, limit=50,
+                 offset=0) -> dict:
+    where = [column == value for column, value in (
+        (calls.c.contact_id, contact_id), (calls.c.manager, manager), (calls.c.status, status),
+        (calls.c.outcome, outcome)) if value is not None]
+    total = conn.execute(sa.select(sa.func.count()).select_from(calls).where(*where)).scalar()
+    rows = conn.execute(sa.select(calls).where(*where)
+                        .order_by(calls.c.created_at.desc(), calls.c.id)
+                        .limit(limit).offset(offset)).all()
+    return {"items": [call_view(r) for r in rows], "total": total, "limit": limit,
+            "offset": offset}
+
+
+# -- extensions --------------------------------------------------------------------------------
+
+def list_extensions(conn) -> list[dict]:
+    return [{"extension": r.extension, "manager": r.manager, "provider": r.provider}
+            for r in conn.execute(sa.select(extensions).order_by(extensions.c.extension))]
+
+
+def put_extension(tx, extension: str, data: dict) -> dict:
+    values = {"manager": data["manager"], "provider": data.get("provider"),
+              "updated_at": utcnow()}
+    if not tx.execute(extensions.update().where(extensions.c.extension == extension)
+                      .values(**values)).rowcount:
+        tx.execute(extensions.insert().values(extension=extension, **values))
+    return {"extension": extension, "manager": values["manager"],
+            "provider": values["provider"]}
+
+
+def delete_extension(tx, extension: str) -> None:
+    if not tx.execute(extensions.delete().where(extensions.c.extension == extension)).rowcount:
+        raise NotFound(f"no extension {extension!r}")
+
+
+def managers_of(conn, exts) -> dict[str, str]:
+    exts = [e for e in exts if e]
+    if not exts:
+        return {}
+    return {r.extension: r.manager for r in conn.execute(
+        sa.select(extensions.c.extension, extensions.c.manager)
+        .where(extensions.c.extension.in_(exts)))}
+
+
+def extension_of(conn, manager: str) -> dict | None:
+    row = conn.execute(sa.select(extensions).where(extensions.c.manager == manager)
+                       .order_by(extensions.c.extension)).first()
+    return None if row is None else {"extension": row.extension, "provider": row.provider}
+
+
+# -- folding signals ---------------------------------------------------------------------------
+
+@dataclass
+class Folded:
+    """What a signal did to its call."""
+
+    call: dict | None = None
+    stale: bool = False
+    events: list[str] = field(default_factory=list)
+    fetch_recording: bool = False
+
+
+def _client(signal: dict, region: str) -> tuple[str | None, str | None]:
+    raw = signal.get("client_number")
+    if not raw:
+        return None, None
+    return normalize(raw, region).e164, raw[:200]
+
+
+def _lock(tx, call_id: str):
+    query = sa.select(calls).where(calls.c.id == call_id)
+    if is_postgres(tx.conn):
+        query = query.with_for_update()
+    return tx.execute(query).one()
+
+
+def _adopt_dialing(tx, signal: dict, client_e164: str | None) -> str | None:
+    """The click-to-call record this first signal of a call answers, if any."""
+    provider = signal["provider"]
+    pending = sa.select(calls.c.id).where(
+        calls.c.provider == provider, calls.c.call_key.is_(None), calls.c.status == "dialing")
+    if signal.get("command_id"):
+        pending = pending.where(calls.c.command_id == signal["command_id"])
+    elif signal.get("direction") == "outbound" and signal.get("extension") and client_e164:
+        pending = pending.where(
+            calls.c.extension == signal["extension"], calls.c.client_number == client_e164,
+            calls.c.created_at >= utcnow() - ADOPTION_WINDOW)
+    else:
+        return None
+    call_id = tx.execute(pending.order_by(calls.c.created_at).limit(1)).scalar()
+    if call_id is None:
+        return None
+    adopted = tx.execute(calls.update().where(calls.c.id == call_id, calls.c.call_key.is_(None))
+                         .values(call_key=signal["call_key"])).rowcount
+    return call_id if adopted else None
+
+
+def _call_row(tx, signal: dict, client_e164: str | None):
+    """The locked row of the signal's call, created (or adopted from a click-to-call) on the
+    call's first signal; race-safe when two signals of a new call arrive at once."""
+    existing = find_call(tx.conn, signal["provider"], signal["call_key"])
+    if existing is not None:
+        return _lock(tx, existing.id)
+    adopted = _adopt_dialing(tx, signal, client_e164)
+    if adopted is not None:
+        return _lock(tx, adopted)
+    now = utcnow()
+    insert_ignoring_conflicts(tx.conn, calls, [{
+        "id": new_id(), "provider": signal["provider"], "call_key": signal["call_key"],
+        "status": "ringing", "created_at": signal.get("started_at") or signal["at"],
+        "legs": {}, "announced": [], "updated_at": now}], ["provider", "call_key"])
+    return _lock(tx, find_call(tx.conn, signal["provider"], signal["call_key"]).id)
+
+
+def _is_stale(row, signal: dict) -> bool:
+    leg = (row.legs or {}).get(signal.get("leg_id") or "")
+    seq = signal.get("sequence")
+    return bool(leg and seq is not None and leg.get("sequence") is not None
+                and leg["sequence"] >= seq)
+
+
+def _leg_state(kind: str) -> str | None:
+    return {"ringing": "ringing", "answered": "answered", "leg_ended": "ended",
+            "finished": "ended"}.get(kind)
+
+
+def _with_leg(row, signal: dict) -> dict:
+    legs = dict(row.legs or {})
+    state = _leg_state(signal["kind"])
+    if signal.get("leg_id") and state:
+        previous = legs.get(signal["leg_id"]) or {}
+        legs[signal["leg_id"]] = {
+            "extension": signal.get("extension") or previous.get("extension"), "state": state,
+            "sequence": signal.get("sequence", previous.get("sequence")),
+            "at": signal["at"].isoformat()}
+    return legs
+
+
+def _duration(answered_at, ended_at, signal: dict) -> int | None:
+    if signal.get("duration_s") is not None:
+        return signal["duration_s"]
+    if answered_at and ended_at:
+        return max(0, int((as_utc(ended_at) - as_utc(answered_at)).total_seconds()))
+    return None
+
+
+def _finish(row, signal: dict, update: dict, manager_of) -> None:
+    """The call's end as the signal tells it (first end, or the vendor's correction)."""
+    answered_at = signal.get("answered_at") or as_utc(row.answered_at)
+    if signal["outcome"] != "answered" and signal.get("final"):
+        answered_at = signal.get("answered_at")
+    ended_at = signal.get("ended_at") or signal["at"]
+    extension = signal.get("extension") or row.extension
+    update.update(status="finished", outcome=signal["outcome"], cause=signal.get("cause"),
+                  answered_at=answered_at, ended_at=ended_at, extension=extension,
+                  manager=manager_of(extension) or row.manager,
+                  duration_s=_duration(answered_at, ended_at, signal)
+                  if signal["outcome"] == "answered" else 0,
+                  final=bool(signal.get("final")))
+    if signal.get("started_at"):
+        update["created_at"] = signal["started_at"]
+
+
+def fold_signal(tx, signal: dict, *, region: str, ext_managers: dict[str, str],
+                caller: dict | None = None) -> Folded:
+    """Apply one ``call_signal`` to its call and emit what it changed. ``ext_managers`` maps the
+    extensions involved to managers; ``caller`` is the client's card summary
+    (contacts.identify_caller plus open deals) for the popup, when the service fetched one."""
+    client_e164, client_raw = _client(signal, region)
+    row = _call_row(tx, signal, client_e164)
+    if _is_stale(row, signal):
+        return Folded(call=call_view(row), stale=True)
+    kind, status = signal["kind"], row.status
+    update: dict = {"legs": _with_leg(row, signal), "updated_at": utcnow()}
+    # What the vendor tells about the call itself is kept the first time it is told.
+    for column, value in (("direction", signal.get("direction")), ("line", signal.get("line")),
+                          ("client_number", client_e164), ("client_number_raw", client_raw),
+                          ("command_id", signal.get("command_id")),
+                          ("contact_id", (caller or {}).get("contact_id"))):
+        if value and not getattr(row, column):
+            update[column] = value
+    if caller is not None and row.caller_known is None and caller.get("contact_id"):
+        update["caller_known"] = bool(caller.get("known"))
+    events: list[str] = []
+    ringing_extensions: list[str] = []
+    manager_of = ext_managers.get
+    if kind == "ringing" and STATUS_RANK[status] <= STATUS_RANK["ringing"]:
+        update["status"] = "ringing"
+        ext = signal.get("extension")
+        if ext:
+            update.update(extension=ext, manager=manager_of(ext) or row.manager)
+        direction = update.get("direction") or row.direction
+        if ext and direction != "outbound" and ext not in (row.announced or []):
+            update["announced"] = [*(row.announced or []), ext]
+            ringing_extensions.append(ext)
+            events.append(ev.CALL_RINGING)
+    elif kind == "answered":
+        ext = signal.get("extension") or row.extension
+        if STATUS_RANK[status] < STATUS_RANK["answered"]:
+            update.update(status="answered", answered_at=signal["at"], extension=ext,
+                          manager=manager_of(ext) or row.manager)
+            events.append(ev.CALL_ANSWERED)
+        elif status == "answered" and ext:  # a transfer: the call is now this extension's
+            update.update(extension=ext, manager=manager_of(ext) or row.manager)
+        elif row.answered_at is None:
+            update["answered_at"] = signal["at"]
+    elif kind == "finished":
+        if status != "finished":
+            _finish(row, signal, update, manager_of)
+            events.append(ev.CALL_FINISHED if signal["outcome"] == "answered"
+                          else ev.CALL_MISSED)
+        elif signal.get("final") and not row.final:
+            _finish(row, signal, update, manager_of)
+    elif kind == "recording" and row.recording_key is None:
+        update["recording_ref"] = signal["recording_ref"]
+    tx.execute(calls.update().where(calls.c.id == row.id).values(**update))
+    call = load_call(tx.conn, row.id)
+    for event_type in events:
+        if event_type == ev.CALL_RINGING:
+            tx.emit(event_type, new_event(
+                CallRingingSchema, call=call, extensions=ringing_extensions,
+                managers=sorted({m for m in map(manager_of, ringing_extensions) if m}),
+                caller=caller or unknown_caller(call)))
+        else:
+            tx.emit(event_type, new_event(CallEventSchema, call=call))
+    return Folded(call=call, events=events,
+                  fetch_recording=kind == "recording" and row.recording_key is None)
+
+
+def unknown_caller(call: dict) -> dict:
+    return {"contact_id": call.get("contact_id"), "known": False, "name": None,
+            "company": None, "manager": None,
+            "number": call.get("client_number") or call.get("client_number_raw"),
+            "open_deals": [], "last_interactions": []}
+
+
+# -- recordings --------------------------------------------------------------------------------
+
+def recording_key(call_id: str) -> str:
+    return f"call-{call_id}"
+
+
+def attach_recording(tx, call_id: str, stored) -> dict:
+    """Record the stored file of a call's recording and announce it (recording_ready)."""
+    tx.execute(calls.update().where(calls.c.id == call_id).values(
+        recording_key=stored.key, recording_content_type=stored.content_type,
+        recording_size=stored.size, updated_at=utcnow()))
+    call = load_call(tx.conn, call_id)
+    tx.emit(ev.RECORDING_READY, new_event(CallEventSchema, call=call))
+    return call
+
+
+def recording_file(conn, call_id: str) -> dict:
+    row = conn.execute(sa.select(calls).where(calls.c.id == call_id)).first()
+    if row is None:
+        raise NotFound(f"no call {call_id!r}")
+    if row.recording_key is None:
+        raise NotFound(f"call {call_id} has no recording"
+                       + (" yet" if row.recording_ref else ""))
+    return {"call_id": row.id, "key": row.recording_key,
+            "content_type": row.recording_content_type or "application/octet-stream",
+            "size": row.recording_size or 0}
+
+
+# -- click-to-call -----------------------------------------------------------------------------
+
+def client_number(number: str, region: str) -> str:
+    e164 = normalize(number, region).e164
+    if e164 is None:
+        raise InvalidInput(f"number: {number!r} is not a phone number",
+                           {"number": [f"{number!r} is not a phone number"]})
+    return e164
+
+
+def open_dialing(tx, *, provider, extension, manager, client_e164, contact_id, requested_by,
+                 line=None) -> dict:
+    """The call record of a click-to-call, before the PBX is asked."""
+    now = utcnow()
+    call_id = new_id()
+    tx.execute(calls.insert().values(
+        id=call_id, provider=provider, call_key=None, direction="outbound", status="dialing",
+        client_number=client_e164, client_number_raw=client_e164, line=line,
+        extension=extension, manager=manager, contact_id=contact_id, created_at=now,
+        legs={}, announced=[], command_id=call_id, requested_by=requested_by, updated_at=now))
+    return load_call(tx.conn, call_id)
+
+
+def fail_dialing(tx, call_id: str, cause: str) -> None:
+    """A click-to-call the PBX refused: closed at once, not left dialing."""
+    tx.execute(calls.update().where(calls.c.id == call_id, calls.c.status == "dialing").values(
+        status="finished", outcome="failed", cause=cause[:300], ended_at=utcnow(),
+        duration_s=0, updated_at=utcnow()))
+
+
+def expire_dialing(tx, now: dt.datetime | None = None) -> list[dict]:
+    """Close click-to-calls the PBX never reported: failed, with call_missed for the card."""
+    now = now or utcnow()
+    ids = [r.id for r in tx.execute(sa.select(calls.c.id).where(
+        calls.c.status == "dialing", calls.c.created_at < now - DIALING_TIMEOUT).limit(100))]
+    closed = []
+    for call_id in ids:
+        if tx.execute(calls.update().where(calls.c.id == call_id, calls.c.status == "dialing")
+                      .values(status="finished", outcome="failed", ended_at=now, duration_s=0,
+                              cause="the PBX never reported the call", updated_at=now)).rowcount:
+            call = load_call(tx.conn, call_id)
+            tx.emit(ev.CALL_MISSED, new_event(CallEventSchema, call=call))
+            closed.append(call)
+    return closed

@@ -1,0 +1,220 @@
+"""telephony: the call log folded from PBX signals, extensions and their managers,
+click-to-call and call recordings."""
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+
+from crmhub.contracts import calls as schemas
+from crmhub.contracts import events as ev
+from crmhub.contracts.base import instance, load_input
+from crmhub.contracts.errors import (
+    CrmhubError,
+    InvalidInput,
+    NotFound,
+    PbxRefused,
+    PbxUnavailable,
+    PermanentError,
+)
+from crmhub.plugins.api import CallRequest, PbxError
+from crmhub.runtime.db import Database
+from crmhub.runtime.handlers import reliable_handler
+from crmhub.runtime.logs import LogContext
+from crmhub.runtime.metrics import RECORDINGS_STORED
+from crmhub.runtime.rpc import RpcProxy
+from crmhub.runtime.service import region
+from crmhub.runtime.timer import timer
+from crmhub.services.telephony import logic
+from crmhub.services.telephony.dependencies import Pbx, Recordings
+from crmhub.services.telephony.fetch import FetchRefused
+from crmhub.services.telephony.models import metadata
+
+EXPECTED = (CrmhubError,)
+OPEN_DEALS_SHOWN = 5
+
+
+def _dump(schema_cls, value):
+    return instance(schema_cls).dump(value)
+
+
+class TelephonyService:
+    name = "telephony"
+
+    config = Config()
+    db = Database(metadata)
+    contacts = RpcProxy("contacts")
+    deals = RpcProxy("deals")
+    pbx = Pbx()
+    recordings = Recordings()
+    log_ctx = LogContext()
+
+    @property
+    def _settings(self) -> dict:
+        return self.config.get("TELEPHONY") or {}
+
+    # -- signals from the PBX connectors ---------------------------------------------------------
+    @reliable_handler("gateway", ev.CALL_SIGNAL)
+    def on_call_signal(self, payload):
+        signal = instance(schemas.CallSignalSchema).load(payload)
+        key = f"signal:{signal['idempotency_key']}"
+        with self.db.connect() as conn:
+            if logic.handled(conn, key):
+                return  # a duplicate: no card lookups for it
+            row = logic.find_call(conn, signal["provider"], signal["call_key"])
+            ext_managers = logic.managers_of(
+                conn, {signal.get("extension"), row.extension if row else None})
+        caller = self._caller(signal, row)
+        recording = signal["kind"] == "recording"
+        with self.db.transaction() as tx:
+            # A recording is claimed only once stored: a failed download is retried.
+            if not recording and not tx.claim(key):
+                return
+            folded = logic.fold_signal(tx, signal, region=region(self.config),
+                                       ext_managers=ext_managers, caller=caller)
+        if folded.fetch_recording:
+            self._store_recording(signal, folded.call, key)
+
+    def _caller(self, signal: dict, row) -> dict | None:
+        """The client's card summary: for the popup when an extension starts ringing, and to
+        link the call to a card (created for an unknown number) the first time it is seen."""
+        direction = signal.get("direction") or (row.direction if row else None)
+        number = signal.get("client_number") or (row.client_number_raw if row else None)
+        if direction == "internal" or not number or signal["kind"] in ("leg_ended", "recording"):
+            return None
+        ext = signal.get("extension")
+        popup = (signal["kind"] == "ringing" and ext and direction != "outbound"
+                 and (row is None or (logic.STATUS_RANK[row.status] <= logic.STATUS_RANK["ringing"]
+                                      and ext not in (row.announced or []))))
+        if row is not None and row.contact_id and not popup:
+            return None
+        caller = instance(schemas.CallerSchema).load(self.contacts.identify_caller({
+            "number": number, "create": self._settings.get("create_cards", True) is not False,
+            "provider": signal["provider"], "line": signal.get("line"),
+            "call_id": row.id if row else None}))
+        if popup and caller["contact_id"]:
+            caller["open_deals"] = self._open_deals(caller["contact_id"])
+        if row is not None and row.caller_known is not None:
+            caller["known"] = row.caller_known
+        return caller
+
+    def _open_deals(self, contact_id: str) -> list[dict]:
+        page = self.deals.search_deals({"contact_id": contact_id, "status": "open",
+                                        "limit": OPEN_DEALS_SHOWN})
+        return [{key: deal.get(key) for key in ("id", "title", "pipeline_name", "stage_name",
+                                                "amount", "currency", "manager")}
+                for deal in page["items"]]
+
+    def _store_recording(self, signal: dict, call: dict, key: str) -> None:
+        policy = {"max_bytes": int(self.config.get("RECORDING_MAX_BYTES") or 200 * 2**20),
+                  "timeout": float(self.config.get("RECORDING_FETCH_TIMEOUT") or 120)}
+        try:
+            stored = self.pbx.fetch_recording(signal["provider"], signal["recording_ref"],
+                                              self.recordings, logic.recording_key(call["id"]),
+                                              policy)
+        except (FetchRefused, PbxError) as exc:
+            # Refused by policy or by the vendor: retrying cannot help; parked for an operator.
+            raise PermanentError(f"recording of call {call['id']}: {exc}") from exc
+        with self.db.transaction() as tx:
+            if tx.claim(key):
+                logic.attach_recording(tx, call["id"], stored)
+        RECORDINGS_STORED.labels(signal["provider"]).inc()
+
+    # -- click-to-call ---------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def place_call(self, request, actor=None):
+        """Ring the manager's extension, then the client; returns the call (status dialing).
+        A PBX that refuses or is down: PbxRefused / PbxUnavailable, and the call is closed as
+        failed rather than left dialing."""
+        request = load_input(schemas.PlaceCallSchema, request)
+        with self.db.connect() as conn:
+            extension, provider, manager = self._extension(conn, request, actor)
+        number, contact_id = self._callee(request)
+        connector = self.pbx.connector(request["provider"] or provider)
+        with self.db.transaction() as tx:
+            call = logic.open_dialing(
+                tx, provider=connector.name, extension=extension, manager=manager,
+                client_e164=number, contact_id=contact_id, requested_by=actor,
+                line=request["line"])
+        try:
+            self.pbx.place_call(connector.name, CallRequest(
+                command_id=call["id"], extension=extension, number=number, line=request["line"]))
+        except PbxError as exc:
+            with self.db.transaction() as tx:
+                logic.fail_dialing(tx, call["id"], exc.message)
+            raise (PbxUnavailable if exc.unavailable else PbxRefused)(exc.message) from None
+        return _dump(schemas.CallSchema, call)
+
+    def _extension(self, conn, request: dict, actor: str | None) -> tuple[str, str | None, str]:
+        """(extension, its provider, its manager) for a click-to-call."""
+        if request["extension"]:
+            owner = logic.managers_of(conn, [request["extension"]]).get(request["extension"])
+            mapped = logic.extension_of(conn, owner) if owner else None
+            return (request["extension"], (mapped or {}).get("provider"),
+                    owner or request["manager"] or actor)
+        manager = request["manager"] or actor
+        mapped = logic.extension_of(conn, manager) if manager else None
+        if mapped is None:
+            who = f"manager {manager!r} has" if request["manager"] else "you have"
+            raise InvalidInput(f"extension: {who} no extension; give one, or map it with "
+                               "PUT /api/v1/extensions/<extension>",
+                               {"extension": ["no extension for this manager"]})
+        return mapped["extension"], mapped["provider"], manager
+
+    def _callee(self, request: dict) -> tuple[str, str | None]:
+        """(the client's E.164 number, their card id) for a click-to-call."""
+        contact_id = None
+        if request["contact_id"]:
+            try:
+                card = self.contacts.get(request["contact_id"])
+            except NotFound:
+                raise InvalidInput(f"contact_id: no client card {request['contact_id']!r}",
+                                   {"contact_id": ["no such card"]}) from None
+            contact_id = card["id"]
+            if not request["number"]:
+                phones = [p["e164"] for p in card["phones"] if p.get("e164")]
+                if not phones:
+                    raise InvalidInput("number: the card has no phone number to call",
+                                       {"number": ["the card has no valid phone"]})
+                return phones[0], contact_id
+        return logic.client_number(request["number"], region(self.config)), contact_id
+
+    @timer("DIALING_CHECK_SECONDS", default=30.0)
+    def expire_dialing(self):
+        with self.db.transaction() as tx:
+            logic.expire_dialing(tx)
+
+    # -- the call log ----------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def get_call(self, call_id):
+        with self.db.connect() as conn:
+            return _dump(schemas.CallSchema, logic.load_call(conn, str(call_id)))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def search_calls(self, query=None):
+        params = load_input(schemas.CallQuerySchema, query)
+        with self.db.connect() as conn:
+            return _dump(schemas.CallPageSchema, logic.search_calls(conn, **params))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def recording_file(self, call_id):
+        with self.db.connect() as conn:
+            return _dump(schemas.RecordingFileSchema, logic.recording_file(conn, str(call_id)))
+
+    # -- extensions ------------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def list_extensions(self):
+        with self.db.connect() as conn:
+            return _dump(schemas.ExtensionListSchema, {"items": logic.list_extensions(conn)})
+
+    @rpc(expected_exceptions=EXPECTED)
+    def put_extension(self, extension, data):
+        data = load_input(schemas.ExtensionInputSchema, data)
+        extension = str(extension)
+        if not extension.strip() or len(extension) > 50:
+            raise InvalidInput("extension: 1 to 50 characters", {"extension": ["bad length"]})
+        with self.db.transaction() as tx:
+            return _dump(schemas.ExtensionSchema, logic.put_extension(tx, extension, data))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def delete_extension(self, extension):
+        with self.db.transaction() as tx:
+            logic.delete_extension(tx, str(extension))
+        return self.list_extensions()

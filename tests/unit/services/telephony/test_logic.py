@@ -1,0 +1,170 @@
+"""The call log's rules on both database backends: signals folded into one call per provider
+call key, duplicated and out-of-order vendor events, the events each transition publishes,
+click-to-call records and their adoption by the PBX's first event."""
+import datetime as dt
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from crmhub.contracts.base import instance
+from crmhub.contracts.calls import CallSignalSchema
+from crmhub.plugins.calls import call_signal
+from crmhub.runtime.db import ServiceDatabase, make_engine, utcnow
+from crmhub.services.telephony import logic
+from crmhub.services.telephony.models import calls, metadata, outbox
+
+T0 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)
+CLIENT = "79161234567"
+LINE = "74951234567"
+MANAGERS = {"101": "olga", "102": "pavel"}
+
+
+@pytest.fixture
+def db(migrated_database):
+    engine = make_engine(migrated_database("telephony"), "telephony")
+    yield ServiceDatabase(engine, metadata, "telephony")
+    engine.dispose()
+
+
+def signal(kind, seconds=0, call_key="E1", event=None, **fields):
+    fields.setdefault("direction", "inbound")
+    fields.setdefault("client_number", CLIENT)
+    fields.setdefault("line", LINE)
+    _, payload = call_signal(provider="mango", event_key=event or f"{call_key}:{kind}:{seconds}",
+                             call_key=call_key, kind=kind, at=T0 + dt.timedelta(seconds=seconds),
+                             **fields)
+    return instance(CallSignalSchema).load(payload)
+
+
+def fold(db, sig, caller=None):
+    with db.transaction() as tx:
+        return logic.fold_signal(tx, sig, region="RU", ext_managers=MANAGERS, caller=caller)
+
+
+def published(db) -> list[tuple[str, dict]]:
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(outbox).order_by(outbox.c.id)).all()
+    return [(r.event_type, json.loads(r.payload)) for r in rows]
+
+
+def test_an_answered_incoming_call_publishes_each_transition_once(db):
+    fold(db, signal("ringing", 0))  # at the IVR: no extension rings yet, no popup
+    fold(db, signal("ringing", 2, extension="101", leg_id="L1", sequence=2))
+    fold(db, signal("answered", 9, extension="101", leg_id="L1", sequence=3))
+    fold(db, signal("leg_ended", 70, extension="101", leg_id="L1", sequence=4, cause="1110"))
+    done = fold(db, signal("finished", 71, outcome="answered", final=True, extension="101",
+                           started_at=T0, answered_at=T0 + dt.timedelta(seconds=9),
+                           ended_at=T0 + dt.timedelta(seconds=70)))
+    assert [e for e, _ in published(db)] == ["call_ringing", "call_answered", "call_finished"]
+    call = done.call
+    assert (call["status"], call["outcome"], call["direction"], call["duration_s"]) == (
+        "finished", "answered", "inbound", 61)
+    assert (call["client_number"], call["client_number_raw"], call["extension"],
+            call["manager"]) == ("+79161234567", CLIENT, "101", "olga")
+    [ringing] = [p for e, p in published(db) if e == "call_ringing"]
+    assert (ringing["extensions"], ringing["managers"]) == (["101"], ["olga"])
+    assert ringing["caller"]["known"] is False  # no card summary was given: unknown number
+
+
+def test_each_ringing_extension_gets_one_popup_and_a_missed_call_is_missed(db):
+    caller = {"contact_id": "c1", "known": True, "name": "Анна", "company": None,
+              "manager": "olga", "number": "+79161234567", "open_deals": [],
+              "last_interactions": []}
+    fold(db, signal("ringing", 1, extension="101", leg_id="L1", sequence=1), caller)
+    fold(db, signal("ringing", 1, extension="101", leg_id="L1", sequence=1, event="dup"), caller)
+    fold(db, signal("ringing", 3, extension="102", leg_id="L2", sequence=2), caller)
+    fold(db, signal("finished", 30, outcome="missed", cause="1110 caller hung up"))
+    kinds = [(e, p.get("extensions")) for e, p in published(db)]
+    assert kinds == [("call_ringing", ["101"]), ("call_ringing", ["102"]), ("call_missed", None)]
+    missed = published(db)[-1][1]["call"]
+    assert (missed["outcome"], missed["duration_s"], missed["contact_id"], missed["cause"]) == (
+        "missed", 0, "c1", "1110 caller hung up")
+    assert published(db)[0][1]["caller"]["name"] == "Анна"
+
+
+def test_events_out_of_order_never_take_a_finished_call_back(db):
+    fold(db, signal("finished", 60, outcome="answered", answered_at=T0 + dt.timedelta(seconds=5),
+                    extension="101"))
+    fold(db, signal("ringing", 1, extension="101", leg_id="L1", sequence=1))
+    fold(db, signal("answered", 5, extension="101", leg_id="L1", sequence=2))
+    assert [e for e, _ in published(db)] == ["call_finished"]
+    with db.connect() as conn:
+        [row] = conn.execute(sa.select(calls)).all()
+    assert (row.status, row.outcome) == ("finished", "answered")
+
+
+def test_a_stale_sequence_on_a_leg_is_ignored(db):
+    fold(db, signal("answered", 5, extension="101", leg_id="L1", sequence=5))
+    stale = fold(db, signal("ringing", 2, extension="102", leg_id="L1", sequence=3))
+    assert stale.stale and stale.events == []
+    assert stale.call["status"] == "answered"
+
+
+def test_the_vendor_summary_corrects_the_end_once_without_a_second_event(db):
+    fold(db, signal("answered", 5, extension="101"))
+    fold(db, signal("finished", 65, outcome="answered"))
+    corrected = fold(db, signal("finished", 80, outcome="answered", final=True, duration_s=42,
+                                ended_at=T0 + dt.timedelta(seconds=47)))
+    again = fold(db, signal("finished", 90, outcome="missed", final=True))
+    assert [e for e, _ in published(db)] == ["call_answered", "call_finished"]
+    assert corrected.call["duration_s"] == 42
+    assert again.call["outcome"] == "answered"  # a second summary changes nothing
+
+
+def test_a_transfer_moves_the_call_to_the_new_extension(db):
+    fold(db, signal("answered", 5, extension="101", leg_id="L1", sequence=3))
+    fold(db, signal("answered", 30, extension="102", leg_id="L2", sequence=6))
+    done = fold(db, signal("finished", 90, outcome="answered"))
+    assert (done.call["extension"], done.call["manager"]) == ("102", "pavel")
+    assert {leg["leg_id"]: leg["extension"] for leg in done.call["legs"]} == {
+        "L1": "101", "L2": "102"}
+
+
+def test_a_click_to_call_is_adopted_by_its_command_id_or_by_extension_and_number(db):
+    with db.transaction() as tx:
+        by_command = logic.open_dialing(tx, provider="mango", extension="101", manager="olga",
+                                        client_e164="+79161234567", contact_id="c1",
+                                        requested_by="olga")
+        by_match = logic.open_dialing(tx, provider="mango", extension="102", manager="pavel",
+                                      client_e164="+79035550011", contact_id="c2",
+                                      requested_by="pavel")
+    first = fold(db, signal("ringing", 1, call_key="E7", direction="outbound", extension="101",
+                            command_id=by_command["command_id"]))
+    second = fold(db, signal("ringing", 1, call_key="E8", direction="outbound", extension="102",
+                             client_number="89035550011"))
+    assert (first.call["id"], first.call["call_key"], first.call["contact_id"]) == (
+        by_command["id"], "E7", "c1")
+    assert (second.call["id"], second.call["requested_by"]) == (by_match["id"], "pavel")
+    assert published(db) == []  # ringing of an outgoing call shows no popup
+
+
+def test_a_refused_or_never_reported_click_to_call_is_closed_as_failed(db):
+    with db.transaction() as tx:
+        refused = logic.open_dialing(tx, provider="mango", extension="101", manager="olga",
+                                     client_e164="+79161234567", contact_id=None,
+                                     requested_by="olga")
+        silent = logic.open_dialing(tx, provider="mango", extension="102", manager="pavel",
+                                    client_e164="+79035550011", contact_id=None,
+                                    requested_by="pavel")
+        logic.fail_dialing(tx, refused["id"], "Mango refused the call: 3102 wrong parameter")
+    with db.transaction() as tx:
+        assert logic.expire_dialing(tx, now=utcnow() + dt.timedelta(minutes=1)) == []
+        [expired] = logic.expire_dialing(tx, now=utcnow() + logic.DIALING_TIMEOUT * 2)
+    with db.connect() as conn:
+        failed = logic.load_call(conn, refused["id"])
+    assert (failed["status"], failed["outcome"], failed["cause"]) == (
+        "finished", "failed", "Mango refused the call: 3102 wrong parameter")
+    assert (expired["id"], expired["outcome"]) == (silent["id"], "failed")
+    assert [e for e, _ in published(db)] == ["call_missed"]
+
+
+def test_extensions_map_to_managers(db):
+    with db.transaction() as tx:
+        logic.put_extension(tx, "101", {"manager": "olga", "provider": "mango"})
+        logic.put_extension(tx, "101", {"manager": "pavel", "provider": "mango"})
+        logic.put_extension(tx, "205", {"manager": "olga", "provider": None})
+    with db.connect() as conn:
+        assert logic.managers_of(conn, ["101", "205", "999"]) == {"101": "pavel", "205": "olga"}
+        assert logic.extension_of(conn, "olga") == {"extension": "205", "provider": None}
+        assert [e["extension"] for e in logic.list_extensions(conn)] == ["101", "205"]
