@@ -7,14 +7,19 @@ from werkzeug.wrappers import Response
 
 from crmhub.contracts import calls as schemas
 from crmhub.contracts.auth import allowed
-from crmhub.contracts.errors import InvalidInput, PermissionDenied
+from crmhub.contracts.errors import InvalidInput, NotFound, PermissionDenied
 from crmhub.services.gateway.auth import authenticate, presented_key, require
 from crmhub.services.gateway.deals_api import query_args
 from crmhub.services.gateway.http import http, json_body, json_response
 from crmhub.services.gateway.openapi import operation
 from crmhub.services.gateway.popups import PopupStream
 from crmhub.services.gateway.ui import html_page, ui_json
-from crmhub.services.telephony.recordings import RangeNotSatisfiable, parse_range
+from crmhub.services.telephony.recordings import (
+    RangeNotSatisfiable,
+    RecordingNotFound,
+    content_range,
+    parse_range,
+)
 
 STREAM_PARAMS = {"lines", "all"}
 
@@ -90,23 +95,30 @@ class CallsApi:
 
     def _recording_response(self, request, call_id) -> Response:
         info = self.telephony.recording_file(call_id)
-        size = info["size"]
+        try:
+            reader = self.recordings.open(info["key"])
+        except RecordingNotFound:
+            raise NotFound(f"the recording of call {call_id} is missing from the store "
+                           "(is RECORDINGS_DIR shared with the telephony service?)") from None
+        size = reader.size
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600",
                    "Content-Disposition": f'inline; filename="call-{info["call_id"]}"'}
         try:
             wanted = parse_range(request.headers.get("Range"), size)
         except RangeNotSatisfiable:
+            reader.close()
             return json_response({"error": "range_not_satisfiable",
                                   "message": f"the recording has {size} bytes"}, 416,
                                  {**headers, "Content-Range": f"bytes */{size}"})
         start, end = wanted if wanted else (0, size - 1)
-        status = 206 if wanted else 200
         if wanted:
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        body = self.recordings.read_range(info["key"], start, end) if size else iter(())
-        response = Response(body, status=status, content_type=info["content_type"],
-                            headers=headers, direct_passthrough=True)
+            headers["Content-Range"] = content_range(start, end, size)
+        response = Response(reader.read_range(start, end) if size else iter(()),
+                            status=206 if wanted else 200, headers=headers,
+                            content_type=reader.content_type or info["content_type"],
+                            direct_passthrough=True)
         response.content_length = end - start + 1 if size else 0
+        response.call_on_close(reader.close)
         return response
 
     # -- extensions ------------------------------------------------------------------------------
