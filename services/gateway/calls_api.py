@@ -3,11 +3,13 @@ the incoming-call popup stream. The REST routes take bearer keys; the operator U
 twins under /ui (its cookie session), as everywhere else in the UI."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from werkzeug.wrappers import Response
 
 from crmhub.contracts import calls as schemas
 from crmhub.contracts.auth import allowed
-from crmhub.contracts.errors import InvalidInput, NotFound, PermissionDenied
+from crmhub.contracts.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from crmhub.services.gateway.auth import authenticate, presented_key, require
 from crmhub.services.gateway.deals_api import query_args
 from crmhub.services.gateway.http import http, json_body, json_response
@@ -173,3 +175,21 @@ class CallsApi:
         return {"call": {"id": call["id"], "status": call["status"],
                          "client_number": call["client_number"],
                          "extension": call["extension"]}}
+
+    @http("POST", "/ui/contacts")
+    @html_page
+    @ui_json("contacts:write")
+    def ui_create_caller_card(self, request, principal):
+        """"Create a card" in the popup of an unknown number: a card with that phone (or the
+        card that has it already, if another operator was quicker); answers its page."""
+        phone = json_body(request).get("phone")
+        if not isinstance(phone, str) or not phone.strip():
+            raise InvalidInput("phone: give the caller's number", {"phone": ["required"]})
+        found = self.contacts.search({"phone": phone, "limit": 1})["items"]
+        if not found:
+            try:
+                found = [self.contacts.create({"phones": [phone], "source": {
+                    "channel": "call", "connector": None, "form": None, "tracking": {}}})]
+            except Conflict:  # created meanwhile
+                found = self.contacts.search({"phone": phone, "limit": 1})["items"]
+        return {"url": f"/contacts/{quote(found[0]['id'])}"}

@@ -25,6 +25,7 @@ from nameko.exceptions import RemoteError
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
+from crmhub.contracts.auth import allowed
 from crmhub.contracts.errors import CrmhubError, InvalidInput, PermissionDenied, Unauthenticated
 from crmhub.contracts.tracking import TRACKING_KEYS
 from crmhub.services.gateway.auth import SESSION_COOKIE, authenticate, presented_key, require
@@ -42,8 +43,8 @@ STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; char
 PAGE_HEADERS = {
     # Only our own stylesheet and script: injected markup could not run or load anything.
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
+                               "img-src 'self' data:; media-src 'self'; connect-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     # Client data must not stay in shared caches after the operator logs out.
@@ -133,6 +134,26 @@ def form_facts(data: dict) -> list[tuple[str, str]]:
     return [(k, v) for k, v in facts if v] + tracking_items(data.get("tracking"))
 
 
+def allowed_to(principal, permission: str) -> bool:
+    """In a template: whether the signed-in user may do it (buttons they may not use are not shown)."""
+    return principal is not None and allowed(principal.role, permission)
+
+
+def duration_text(seconds) -> str:
+    seconds = int(seconds or 0)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def call_facts(data: dict) -> list[tuple[str, str]]:
+    """What a call's timeline entry shows, in the order an operator reads it."""
+    facts = [("Direction", data.get("direction")), ("Outcome", data.get("outcome")),
+             ("Talk time", duration_text(data["duration_s"]) if data.get("duration_s") else None),
+             ("Manager", data.get("manager")),
+             ("Extension", data.get("extension")), ("Line", data.get("line")),
+             ("Reason", data.get("cause") if data.get("outcome") != "answered" else None)]
+    return [(label, str(value)) for label, value in facts if value]
+
+
 def plain(value) -> str:
     """A value of a timeline entry as text: nested data as compact JSON."""
     if isinstance(value, (dict, list)):
@@ -165,7 +186,7 @@ TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"),
                         autoescape=select_autoescape(["html"], default=True),
                         trim_blocks=True, lstrip_blocks=True)
 TEMPLATES.globals.update(static_url=static_url, card_title=card_title, source_facts=source_facts,
-                         form_facts=form_facts)
+                         form_facts=form_facts, call_facts=call_facts, may=allowed_to)
 TEMPLATES.filters.update(phone=pretty_phone, time=time_tag, plain=plain)
 
 

@@ -531,6 +531,170 @@
     });
   }
 
+  // -- incoming-call popups ---------------------------------------------------------------------
+  // The gateway pushes call events over Server-Sent Events (no polling): call_ringing when one
+  // of the operator's extensions rings, with who is calling; then how that call went. The
+  // browser's EventSource reconnects by itself after a network or gateway restart.
+
+  var POPUP_LINGER_MS = 8000;
+
+  function postJson(url, body) {
+    return fetch(url, {method: "POST", credentials: "same-origin",
+                       headers: {"Content-Type": "application/json", Accept: "application/json"},
+                       body: JSON.stringify(body)})
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (data) {
+          if (response.status === 401) {
+            toLogin();
+          }
+          if (!response.ok) {
+            throw new Error(data.message || ("HTTP " + response.status));
+          }
+          return data;
+        });
+      });
+  }
+
+  function callerLine(caller) {
+    var who = caller.name || caller.company;
+    if (who && caller.name && caller.company) {
+      who += ", " + caller.company;
+    }
+    return who;
+  }
+
+  function showRinging(box, shown, event) {
+    var call = event.call;
+    var caller = event.caller;
+    var known = caller.known && caller.contact_id;
+    var node = el("section", {"class": "call-popup" + (known ? "" : " unknown"),
+                              role: "alertdialog", "aria-label": "Incoming call",
+                              "data-call-id": call.id});
+    var head = el("div", {"class": "toast-head"});
+    head.appendChild(el("strong", {}, "Incoming call"));
+    var close = el("button", {type: "button", "class": "toast-close", "aria-label": "Dismiss"}, "×");
+    close.addEventListener("click", function () { node.remove(); delete shown[call.id]; });
+    head.appendChild(close);
+    node.appendChild(head);
+    node.appendChild(el("div", {"class": "call-number"}, caller.number || call.client_number_raw || "hidden number"));
+    node.appendChild(el("h2", {}, known ? (callerLine(caller) || "Client without a name") : "Unknown number"));
+    var facts = [];
+    if (caller.manager) {
+      facts.push("Manager: " + caller.manager);
+    }
+    if (call.line) {
+      facts.push("Line: " + call.line);
+    }
+    if (facts.length) {
+      node.appendChild(el("div", {"class": "call-state"}, facts.join(" · ")));
+    }
+    if (caller.open_deals && caller.open_deals.length) {
+      node.appendChild(el("div", {"class": "call-state"}, "Open deals"));
+      var deals = el("ul", {"class": "call-deals"});
+      caller.open_deals.forEach(function (deal) {
+        var item = el("li");
+        item.appendChild(el("a", {href: "/deals/" + encodeURIComponent(deal.id)}, deal.title));
+        item.appendChild(document.createTextNode(" — " + (deal.stage_name || "")));
+        deals.appendChild(item);
+      });
+      node.appendChild(deals);
+    }
+    if (caller.last_interactions && caller.last_interactions.length) {
+      node.appendChild(el("div", {"class": "call-state"}, "Last interactions"));
+      var list = el("ul", {"class": "call-history"});
+      caller.last_interactions.slice(0, 3).forEach(function (entry) {
+        var item = el("li", {}, entry.title + " ");
+        var when = el("time", {datetime: entry.occurred_at, "data-local": "datetime"}, entry.occurred_at);
+        localTime(when);
+        item.appendChild(when);
+        list.appendChild(item);
+      });
+      node.appendChild(list);
+    }
+    var state = el("div", {"class": "call-state", "data-call-state": ""}, "Ringing at " + event.extensions.join(", "));
+    node.appendChild(state);
+    var actions = el("div", {"class": "toast-actions"});
+    if (caller.contact_id) {
+      actions.appendChild(el("a", {href: "/contacts/" + encodeURIComponent(caller.contact_id)},
+                             known ? "Open the card" : "Open the new card"));
+    } else if (caller.number && /^\+/.test(caller.number)) {
+      var create = el("button", {type: "button", "class": "small"}, "Create a card");
+      create.addEventListener("click", function () {
+        create.disabled = true;
+        postJson("/ui/contacts", {phone: caller.number}).then(function (data) {
+          window.location.href = data.url;
+        }, function (error) {
+          create.disabled = false;
+          toast({kind: "error", title: "No card created", text: error.message});
+        });
+      });
+      actions.appendChild(create);
+    }
+    node.appendChild(actions);
+    box.prepend(node);
+    shown[call.id] = node;
+  }
+
+  function showProgress(shown, kind, event) {
+    var node = shown[event.call.id];
+    if (!node) {
+      return;
+    }
+    var call = event.call;
+    var state = node.querySelector("[data-call-state]");
+    if (kind === "call_answered") {
+      state.textContent = "Answered" + (call.manager ? " by " + call.manager : "");
+      return;
+    }
+    state.textContent = kind === "call_missed" ? "Missed (" + (call.outcome || "missed") + ")" : "Call ended";
+    node.classList.add("ended");
+    delete shown[call.id];
+    setTimeout(function () { node.remove(); }, POPUP_LINGER_MS);
+  }
+
+  function startCallPopups() {
+    var url = document.body.getAttribute("data-call-stream");
+    var box = document.getElementById("call-popups");
+    if (!url || !box || !window.EventSource) {
+      return;
+    }
+    var shown = {};
+    var source = new EventSource(url);
+    source.addEventListener("ready", function () {
+      document.body.setAttribute("data-call-stream-ready", "");
+    });
+    source.addEventListener("call_ringing", function (message) {
+      var event = JSON.parse(message.data);
+      if (!shown[event.call.id]) {
+        showRinging(box, shown, event);
+      }
+    });
+    ["call_answered", "call_finished", "call_missed"].forEach(function (kind) {
+      source.addEventListener(kind, function (message) {
+        showProgress(shown, kind, JSON.parse(message.data));
+      });
+    });
+  }
+
+  // -- click-to-call -------------------------------------------------------------------------------
+  function startCallButtons() {
+    document.querySelectorAll("button[data-call-number]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        button.disabled = true;
+        var number = button.getAttribute("data-call-number");
+        postJson("/ui/calls", {contact_id: button.getAttribute("data-contact-id"), number: number})
+          .then(function (data) {
+            toast({kind: "info", title: "Calling " + number,
+                   text: "Your phone (extension " + data.call.extension + ") rings first; pick up to reach the client.",
+                   timeout: 10000});
+          }, function (error) {
+            toast({kind: "error", title: "The call could not be placed", text: error.message});
+          })
+          .then(function () { button.disabled = false; });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     var input = document.querySelector("form.search input[name=q]");
@@ -554,5 +718,7 @@
     startLiveSearch(input);
     startBoard();
     startReminders();
+    startCallPopups();
+    startCallButtons();
   });
 })();
