@@ -129,6 +129,22 @@ def cmd_pipelines(args):
         engine.dispose()
 
 
+def cmd_simulate(args):
+    from crmhub import simulate
+
+    config = _config(args)
+    settings = (config.get("CONNECTORS") or {}).get(args.provider) or {}
+    hub = args.to or f"http://{config.get('WEB_SERVER_ADDRESS') or '127.0.0.1:8000'}"
+    module = simulate.simulator(args.provider)
+    scenarios = args.scenario or list(module.SCENARIOS)
+    refused = simulate.play(args.provider, hub, settings, scenarios, count=args.count,
+                            client=args.client, line=args.line, extensions=args.extension or (),
+                            pause=args.pause)
+    if refused:
+        raise SystemExit(f"simulate: the hub refused {refused} webhooks (are the connector's "
+                         f"keys in --config the hub's own?)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("pipelines", cmd_pipelines, "list the pipeline templates, or load one")
     p.add_argument("action", choices=["list", "load"])
     p.add_argument("name", nargs="?", help="template to load, e.g. b2b-sales")
+    p = command("simulate", cmd_simulate, "play signed PBX call scenarios against a hub")
+    p.add_argument("what", choices=["pbx"])
+    p.add_argument("--provider", required=True, help="mango or zadarma")
+    p.add_argument("--to", metavar="URL", help="the hub (default: WEB_SERVER_ADDRESS of --config)")
+    p.add_argument("--scenario", action="append",
+                   help="answered, missed, outgoing, transfer, recording (default: each once)")
+    p.add_argument("--count", type=int, default=1, help="rounds of the scenarios")
+    p.add_argument("--client", help="the client's number as the PBX sends it, e.g. 79161234567")
+    p.add_argument("--line", help="our number (DID), e.g. 74951234567")
+    p.add_argument("--extension", action="append", help="extension(s) that ring (repeatable)")
+    p.add_argument("--pause", type=float, default=0.5,
+                   help="seconds between webhooks (a PBX leaves seconds between ring and answer)")
     p = command("dlq", cmd_dlq, "list or replay dead-lettered messages")
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("--service", action="append")

@@ -8,6 +8,8 @@ HTTP Range; a missed call sets a call-back task; click-to-call reaches the PBX, 
 refuses or is down comes back as a readable error."""
 import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -216,3 +218,37 @@ def test_click_to_call_rings_the_operator_then_the_client_and_pbx_errors_are_rea
     garbage = requests.post(f"{hub.base_url}/api/v1/calls", headers=OPERATOR, timeout=10,
                             json={"number": "sip:someone@example.com"})
     assert garbage.status_code == 400 and "not a phone number" in garbage.json()["message"]
+
+
+def test_the_pbx_simulator_plays_each_providers_scenarios_against_a_running_hub(
+        start_hub, pg_url, tmp_path):
+    """`crmhub simulate pbx`, as integrators and the demo use it: signed with the keys of the
+    hub's config file, every scenario accepted; keys the hub does not know are refused."""
+    for service in ("contacts", "deals", "telephony"):
+        fresh_schema(pg_url, service)
+    hub = start_hub(database_url=pg_url, CONNECTORS={
+        "mango": {"api_key": "demo-key", "api_salt": "demo-salt"},
+        "zadarma": {"api_key": "demo-key", "api_secret": "demo-secret"}})
+    config = tmp_path / "hub.yaml"
+    for provider, client in (("mango", "79161234567"), ("zadarma", "79035550011")):
+        played = subprocess.run(
+            [sys.executable, "-m", "crmhub.cli", "simulate", "pbx", "--provider", provider,
+             "--config", str(config), "--to", hub.base_url, "--client", client,
+             "--scenario", "answered", "--scenario", "missed", "--pause", "0.2"],
+            capture_output=True, text=True, timeout=120)
+        assert played.returncode == 0, played.stdout + played.stderr
+        assert f"{provider} answered #1" in played.stdout
+        card = card_of(hub, client)
+        calls = wait_for(lambda: (page := hub.api("GET", "/api/v1/calls", params={
+            "contact_id": card["id"], "status": "finished"}).json())["total"] == 2 and page,
+            message=f"the {provider} calls")
+        assert sorted(c["outcome"] for c in calls["items"]) == ["answered", "missed"]
+        assert {c["provider"] for c in calls["items"]} == {provider}
+
+    stranger = tmp_path / "stranger.yaml"
+    stranger.write_text("CONNECTORS:\n  mango: {api_key: demo-key, api_salt: guessed}\n")
+    refused = subprocess.run(
+        [sys.executable, "-m", "crmhub.cli", "simulate", "pbx", "--provider", "mango",
+         "--config", str(stranger), "--to", hub.base_url, "--scenario", "missed",
+         "--pause", "0"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "refused" in refused.stderr
