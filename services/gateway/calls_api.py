@@ -103,8 +103,13 @@ class CallsApi:
             raise NotFound(f"the recording of call {call_id} is missing from the store "
                            "(is RECORDINGS_DIR shared with the telephony service?)") from None
         size = reader.size
+        # The type came from the PBX's server: only audio plays inline, and never sniffed.
+        content_type = reader.content_type or info["content_type"]
+        playable = content_type.startswith("audio/")
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600",
-                   "Content-Disposition": f'inline; filename="call-{info["call_id"]}"'}
+                   "X-Content-Type-Options": "nosniff",
+                   "Content-Disposition": f'{"inline" if playable else "attachment"}; '
+                                          f'filename="call-{info["call_id"]}"'}
         try:
             wanted = parse_range(request.headers.get("Range"), size)
         except RangeNotSatisfiable:
@@ -117,7 +122,7 @@ class CallsApi:
             headers["Content-Range"] = content_range(start, end, size)
         response = Response(reader.read_range(start, end) if size else iter(()),
                             status=206 if wanted else 200, headers=headers,
-                            content_type=reader.content_type or info["content_type"],
+                            content_type=content_type if playable else "application/octet-stream",
                             direct_passthrough=True)
         response.content_length = end - start + 1 if size else 0
         response.call_on_close(reader.close)
