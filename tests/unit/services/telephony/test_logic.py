@@ -168,3 +168,19 @@ def test_extensions_map_to_managers(db):
         assert logic.managers_of(conn, ["101", "205", "999"]) == {"101": "pavel", "205": "olga"}
         assert logic.extension_of(conn, "olga") == {"extension": "205", "provider": None}
         assert [e["extension"] for e in logic.list_extensions(conn)] == ["101", "205"]
+
+
+def test_signals_of_a_new_call_arriving_at_once_make_one_call(db):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: no race to lose")
+    import eventlet
+
+    sigs = [signal("ringing", i, call_key="E-race", extension=ext, leg_id=f"L{i}", sequence=1)
+            for i, ext in enumerate(("101", "102", "101", "102", "101", "102"))]
+    pool = eventlet.GreenPool()
+    results = list(pool.imap(lambda s: fold(db, s), sigs))
+    assert len({r.call["id"] for r in results}) == 1
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(calls)).scalar() == 1
+    assert sorted(p["extensions"][0] for e, p in published(db) if e == "call_ringing") == [
+        "101", "102"]
