@@ -72,7 +72,10 @@ class WebhookRequest:
                 "CONTENT_LENGTH": str(len(self.body)),
                 "wsgi.input": BytesIO(self.body),
             }
-            _, form, files = parse_form_data(environ, silent=False)
+            try:
+                _, form, files = parse_form_data(environ, silent=False)
+            except ValueError as exc:
+                raise BadPayload(f"malformed {self.content_type} body: {exc}") from None
             parsed = {key: form.getlist(key) for key in form.keys()}
             for key in files.keys():
                 parsed.setdefault(key, [f.filename or "" for f in files.getlist(key)])
@@ -243,7 +246,9 @@ class PbxConnector(Connector):
 
     Settings every PBX connector understands: ``api_url`` (the vendor API base URL: tests and
     simulators point it at a local server), ``timeout`` (seconds, default 5), and
-    ``recording_hosts`` (host names recordings may come from; ``*.`` prefixes allowed).
+    ``recording_hosts`` (host names recordings may come from; ``*.`` prefixes allowed) and
+    ``allow_private_recording_hosts`` (true: recordings may come from private addresses, for a
+    PBX on the office network or a local simulator).
     """
 
     # Hosts recordings come from when the settings do not say otherwise.

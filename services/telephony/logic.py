@@ -188,6 +188,10 @@ def _call_row(tx, signal: dict, client_e164: str | None):
 
 
 def _is_stale(row, signal: dict) -> bool:
+    """A leg's state change older than one already applied to that leg (by the vendor's
+    sequence). Recordings and summaries keep counters of their own: never stale."""
+    if _leg_state(signal["kind"]) is None or signal["kind"] == "finished":
+        return False
     leg = (row.legs or {}).get(signal.get("leg_id") or "")
     seq = signal.get("sequence")
     return bool(leg and seq is not None and leg.get("sequence") is not None
