@@ -244,8 +244,8 @@ class PbxConnector(Connector):
     * keep a connection to the PBX open (``listen``), for PBXs that push events over a socket
       instead of webhooks (Asterisk AMI). The gateway runs it in its own green thread.
 
-    Settings every PBX connector understands: ``api_url`` (the vendor API base URL: tests and
-    simulators point it at a local server), ``timeout`` (seconds, default 5), and
+    Settings PBX connectors share: ``api_url`` (the vendor API base URL of a cloud PBX: tests
+    and simulators point it at a local server), ``timeout`` (seconds, default 5), and
     ``recording_hosts`` (host names recordings may come from; ``*.`` prefixes allowed) and
     ``allow_private_recording_hosts`` (true: recordings may come from private addresses, for a
     PBX on the office network or a local simulator).

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import threading
 
+import structlog
 from nameko.extensions import DependencyProvider
 
 from crmhub.contracts.base import instance
@@ -11,7 +12,9 @@ from crmhub.contracts.events import spec
 from crmhub.plugins.api import BadPayload, PbxConnector
 from crmhub.plugins.host import ConnectorHost
 from crmhub.runtime.config import parse_api_keys
-from crmhub.runtime.messaging import event_exchange_name, get_publisher
+from crmhub.runtime.messaging import PublishError, event_exchange_name, get_publisher
+
+log = structlog.get_logger(__name__)
 
 
 def listeners_enabled(config: dict) -> bool:
@@ -42,8 +45,21 @@ class Connectors(DependencyProvider):
                     identifier=f"listener:{name}")
 
     def _emit(self, publisher, connector: str, event_type: str, event: dict) -> None:
+        """Publish a listener's event, retrying while the broker is away: a PBX socket cannot
+        replay what it sent (the listener waits, the PBX buffers or drops the session)."""
         event = self.host.prepare(connector, event_type, event)
-        EventPublisher(publisher, self.container.service_name, {}).publish([(event_type, event)])
+        events = EventPublisher(publisher, self.container.service_name, {})
+        delay = 0.2
+        while True:
+            try:
+                return events.publish([(event_type, event)])
+            except PublishError:
+                if self.stopping.is_set():
+                    raise
+                log.warning("broker did not take a listener event, retrying",
+                            connector=connector, event_type=event_type, delay_s=delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
 
     def stop(self):
         self.stopping.set()

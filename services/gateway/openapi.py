@@ -44,6 +44,8 @@ TAGS = [
     {"name": "managers", "description": "Managers who receive deals and tasks"},
     {"name": "lead rules", "description": "Which new clients get a deal, in which pipeline"},
     {"name": "connectors", "description": "Connector plugins"},
+    {"name": "calls", "description": "The call log, click-to-call, recordings, extensions and "
+                                     "the incoming-call popup stream"},
     {"name": "webhooks", "description": "Incoming webhooks, answered by connector plugins"},
     {"name": "ops", "description": "Health, metrics and this document"},
 ]
@@ -54,8 +56,10 @@ _ERROR_STATUS = {
     403: "The key's role lacks the permission (`forbidden`)",
     404: "No such resource (`not_found`)",
     409: "Conflicts with another resource (`conflict`), e.g. a phone or email of another card",
-    502: "A downstream service failed (`upstream_error`)",
-    503: "A dependency is unavailable, retry later (`unavailable`)",
+    416: "The range lies beyond the end (`range_not_satisfiable`)",
+    502: "A downstream service or the PBX failed (`upstream_error`, `pbx_refused`)",
+    503: "A dependency or the PBX is unavailable, retry later (`unavailable`, "
+         "`pbx_unavailable`)",
 }
 _URL_ARG = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 _CONVERTER_TYPES = {"int": {"type": "integer"}, "float": {"type": "number"},

@@ -252,3 +252,60 @@ def test_the_pbx_simulator_plays_each_providers_scenarios_against_a_running_hub(
          "--config", str(stranger), "--to", hub.base_url, "--scenario", "missed",
          "--pause", "0"], capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "refused" in refused.stderr
+
+
+def test_each_gateway_instance_pushes_the_popup_to_its_own_browsers(hub, start_hub, pg_url,
+                                                                     mango):
+    """Two gateway processes behind a balancer: a browser on either sees the popup."""
+    second = start_hub(database_url=pg_url, services=("gateway",), name="edge-2",
+                       CONNECTORS={"mango": mango.settings(allow_private_recording_hosts=True)})
+    streams = [PopupStream(f"{base}/api/v1/calls/stream", OPERATOR)
+               for base in (hub.base_url, second.base_url)]
+    try:
+        post(hub, simulator.missed_incoming(client=CLIENT, line=LINE, extensions=("101",)),
+             pause=0.3)
+        for stream in streams:
+            [ringing] = wait_for(lambda s=stream: s.of("call_ringing"), message="the popup")
+            assert ringing["managers"] == ["Olga"]
+            wait_for(lambda s=stream: s.of("call_missed"), message="the missed call")
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def test_an_asterisk_pbx_over_ami_feeds_the_call_log_and_places_calls(start_hub, pg_url):
+    """Asterisk has no webhooks: the gateway holds the AMI session (here to a local server
+    replaying synthesized calls in AMI's wire format) and click-to-call is an Originate."""
+    from crmhub.plugins.asterisk import scenarios
+    from crmhub.plugins.asterisk.simulator import AmiServer
+
+    for service in ("contacts", "deals", "telephony"):
+        fresh_schema(pg_url, service)
+    script = [*scenarios.answered_incoming(caller=CLIENT, did=LINE, extension="101"),
+              *scenarios.missed_incoming(caller="79031112233", did=LINE, extensions=("101",))]
+    with AmiServer(script, interval=0.02) as ami:
+        hub = start_hub(database_url=pg_url, CONNECTORS={
+            "asterisk": ami.connector_settings(enabled=True, cdr_settle_seconds=0.2)})
+        assert hub.api("PUT", "/api/v1/extensions/101", json={
+            "manager": "Olga", "provider": "asterisk"}).status_code == 200
+        page = wait_for(lambda: (p := hub.api("GET", "/api/v1/calls", params={
+            "status": "finished"}).json())["total"] == 2 and p, timeout=20,
+            message="both calls in the call log")
+        calls = {c["client_number"]: c for c in page["items"]}
+        answered, missed = calls[f"+{CLIENT}"], calls["+79031112233"]
+        assert (answered["provider"], answered["direction"], answered["outcome"],
+                answered["extension"]) == ("asterisk", "inbound", "answered", "101")
+        assert missed["outcome"] in ("missed", "busy")
+        [entry] = wait_for(lambda: call_entries(hub, card_of(hub)["id"]),
+                           message="the answered call on the card")
+        assert entry["data"]["provider"] == "asterisk"
+        status = requests.get(f"{hub.base_url}/hooks/asterisk/status", timeout=10).json()
+        assert status["connected"] is True
+
+        placed = requests.post(f"{hub.base_url}/api/v1/calls", headers=OPERATOR, timeout=10,
+                               json={"number": "+7 916 123-45-67"})
+        assert placed.status_code == 201, placed.text
+        originate = wait_for(lambda: [a for a in ami.actions
+                                      if a.get("Action") == "Originate"], message="Originate")
+        assert originate[0]["Channel"] == "PJSIP/101"
+        assert originate[0]["Exten"] == CLIENT
