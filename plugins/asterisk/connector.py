@@ -72,6 +72,9 @@ class AsteriskConnector(PbxConnector):
     def __init__(self, settings: dict | None = None):
         super().__init__(settings)
         s = self.settings
+        # Without a host nothing is dialled: an installation without Asterisk keeps the
+        # connector loaded (its status page says so) but holds no connection.
+        self.configured = bool(s.get("host"))
         self.host: str = s.get("host") or "127.0.0.1"
         self.port: int = int(s.get("port") or 5038)
         self.username: str = str(s.get("username") or "")
@@ -109,6 +112,9 @@ class AsteriskConnector(PbxConnector):
     def listen(self, emit: Callable[[str, dict], None], stopping: threading.Event) -> None:
         """Hold a manager session until ``stopping`` is set, reconnecting with backoff after
         any failure; network, protocol and login errors are logged, never raised."""
+        if not self.configured:
+            log.info("asterisk: no host in CONNECTORS.asterisk, not listening")
+            return
         tracker = CallTracker(self.name, inbound_contexts=self.inbound_contexts,
                               timezone=self.timezone, cdr_settle_seconds=self.cdr_settle_seconds)
         backoff = Backoff(FIRST_RETRY_SECONDS, self.reconnect_max_seconds)
@@ -169,6 +175,9 @@ class AsteriskConnector(PbxConnector):
         """Originate: Asterisk rings ``request.extension``, then dials the number in
         ``internal_context`` as if the extension had dialed it. ``api`` is not used: AMI is
         not HTTP."""
+        if not self.configured:
+            raise PbxError("Asterisk is not set up: CONNECTORS.asterisk needs its host",
+                           unavailable=True)
         fields = self.originate_fields(request)
         try:
             with AmiConnection.open(self.host, self.port, self.timeout) as ami:

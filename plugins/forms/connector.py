@@ -7,7 +7,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from crmhub.plugins.api import Connector, Route, Sample, UnknownTarget, WebhookRequest, WebhookResult
+from crmhub.plugins.api import Connector, Route, UnknownTarget, WebhookRequest, WebhookResult
 from crmhub.plugins.forms import samples
 from crmhub.plugins.forms.fields import (
     FORM_CONTENT_TYPES,
@@ -50,6 +50,7 @@ class FormsConnector(Connector):
     name = "forms"
     title = "Website forms"
     version = "1.0"
+    sample_module = samples
     routes = (Route("/<form>", "submit",
                     description="A website form posts here; <form> is its slug"),)
 
@@ -111,13 +112,3 @@ class FormsConnector(Connector):
             return WebhookResult(events=events, status=303, body="",
                                  headers={"Location": settings.redirect})
         return WebhookResult(events=events)
-
-    # Conformance kit ---------------------------------------------------------------------
-    def conformance_samples(self) -> list[Sample]:
-        return samples.valid(self)
-
-    def forge(self, sample: Sample) -> Sample | None:
-        return samples.forged(self, sample)
-
-    def bad_samples(self) -> list[Sample]:
-        return samples.bad(self)

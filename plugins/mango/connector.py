@@ -27,7 +27,6 @@ from crmhub.plugins.api import (
     PbxError,
     RecordingLocation,
     Route,
-    Sample,
     Unauthorized,
     UnsupportedMediaType,
     WebhookRequest,
@@ -52,6 +51,7 @@ class MangoConnector(PbxConnector):
     name = "mango"
     title = "Mango Office"
     version = "1.0"
+    sample_module = samples
     supports_calls = supports_recordings = True
     recording_hosts = ("files.mango-office.ru", "app.mango-office.ru")
     routes = (
@@ -170,13 +170,3 @@ class MangoConnector(PbxConnector):
         return RecordingLocation(
             url=self.api_url + "queries/recording/post", method="POST",
             data=self.signed({"recording_id": ref, "action": "download"}))
-
-    # Conformance kit ---------------------------------------------------------------------
-    def conformance_samples(self) -> list[Sample]:
-        return samples.valid(self)
-
-    def forge(self, sample: Sample) -> Sample | None:
-        return samples.forged(self, sample)
-
-    def bad_samples(self) -> list[Sample]:
-        return samples.bad(self)

@@ -26,7 +26,6 @@ from crmhub.plugins.api import (
     BadPayload,
     Connector,
     Route,
-    Sample,
     Unauthorized,
     WebhookRequest,
     WebhookResult,
@@ -57,6 +56,7 @@ class TildaConnector(Connector):
     name = "tilda"
     title = "Tilda"
     version = "1.0"
+    sample_module = samples
     routes = (Route("", "receive", description="Tilda form webhook (one URL per site)"),)
 
     def __init__(self, settings: dict | None = None):
@@ -100,13 +100,3 @@ class TildaConnector(Connector):
             raise Unauthorized(f"this webhook requires Tilda's API key ({self.api_key_name})")
         if not hmac.compare_digest(presented.encode(), self.api_key.encode()):
             raise Unauthorized(f"wrong Tilda API key in {self.api_key_name}")
-
-    # Conformance kit ---------------------------------------------------------------------
-    def conformance_samples(self) -> list[Sample]:
-        return samples.valid(self)
-
-    def forge(self, sample: Sample) -> Sample | None:
-        return samples.forged(self, sample)
-
-    def bad_samples(self) -> list[Sample]:
-        return samples.bad(self)

@@ -33,7 +33,6 @@ from crmhub.plugins.api import (
     PbxError,
     RecordingLocation,
     Route,
-    Sample,
     Unauthorized,
     UnsupportedMediaType,
     WebhookRequest,
@@ -58,6 +57,7 @@ class ZadarmaConnector(PbxConnector):
     name = "zadarma"
     title = "Zadarma"
     version = "1.0"
+    sample_module = samples
     routes = (Route("", "receive", methods=("GET", "POST"),
                     description="Zadarma PBX notifications (GET ?zd_echo=: the URL check)"),)
     supports_calls = True
@@ -155,15 +155,6 @@ class ZadarmaConnector(PbxConnector):
             raise PbxError(f"Zadarma gave no link for recording {ref}", details=answer)
         return RecordingLocation(url=link)
 
-    # Conformance kit ---------------------------------------------------------------------
-    def conformance_samples(self) -> list[Sample]:
-        return samples.valid(self)
-
-    def forge(self, sample: Sample) -> Sample | None:
-        return samples.forged(self, sample)
-
-    def bad_samples(self) -> list[Sample]:
-        return samples.bad(self)
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -1,5 +1,6 @@
 """Click-to-call: one short AMI session per call (Login, Originate, Logoff)."""
 import socket
+import threading
 
 import pytest
 
@@ -93,3 +94,13 @@ def test_what_cannot_be_dialed_is_refused_before_connecting(pbx, extension, numb
         connector.place_call(None, CallRequest("c3", extension, number))
     assert refused.value.unavailable is False
     assert server.connections == 0
+
+
+def test_without_a_host_nothing_is_dialled_or_listened_to():
+    connector = AsteriskConnector({})
+    emitted = []
+    connector.listen(lambda *event: emitted.append(event), threading.Event())  # returns at once
+    assert emitted == [] and connector.connected is False
+    with pytest.raises(PbxError) as info:
+        connector.place_call(None, CallRequest("c1", "101", "+79161234567"))
+    assert info.value.unavailable and "host" in info.value.message
