@@ -10,7 +10,8 @@ class CrmhubError(Exception):
     code = "bad_request"
 
     def __init__(self, message: str = "", details=None):
-        super().__init__(message, details)
+        # nameko sends the args across RPC as text: a None among them would come back "None".
+        super().__init__(*((message,) if details is None else (message, details)))
         self.message = message
         self.details = details
 

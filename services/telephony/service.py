@@ -110,6 +110,8 @@ class TelephonyService:
                                               self.recordings, logic.recording_key(call["id"]),
                                               policy)
         except (FetchRefused, PbxError) as exc:
+            if isinstance(exc, PbxError) and exc.unavailable:
+                raise  # the vendor's API is down: retried with backoff like any outage
             # Refused by policy or by the vendor: retrying cannot help; parked for an operator.
             raise PermanentError(f"recording of call {call['id']}: {exc}") from exc
         with self.db.transaction() as tx:
