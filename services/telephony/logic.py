@@ -25,6 +25,9 @@ from crmhub.services.telephony.models import calls, extensions, inbox
 STATUS_RANK = {"dialing": 0, "ringing": 1, "answered": 2, "finished": 3}
 # A click-to-call the PBX never reported within this time is closed as failed.
 DIALING_TIMEOUT = dt.timedelta(minutes=3)
+# A call the PBX stopped reporting on (its end lost on the vendor's side) is closed after this:
+# no call of a call center lasts so long, and the card must still get it.
+UNREPORTED_END = dt.timedelta(hours=4)
 # How long after a click-to-call an outgoing call from the same extension to the same number
 # is taken to be its result (PBXs that do not echo our command id).
 ADOPTION_WINDOW = dt.timedelta(minutes=2)
@@ -371,17 +374,31 @@ def fail_dialing(tx, call_id: str, cause: str) -> None:
         duration_s=0, updated_at=utcnow()))
 
 
-def expire_dialing(tx, now: dt.datetime | None = None) -> list[dict]:
-    """Close click-to-calls the PBX never reported: failed, with call_missed for the card."""
-    now = now or utcnow()
+def _close_unreported(tx, status: str, older_than: dt.datetime, now: dt.datetime,
+                      **values) -> list[dict]:
     ids = [r.id for r in tx.execute(sa.select(calls.c.id).where(
-        calls.c.status == "dialing", calls.c.created_at < now - DIALING_TIMEOUT).limit(100))]
+        calls.c.status == status, calls.c.updated_at < older_than).limit(100))]
     closed = []
     for call_id in ids:
-        if tx.execute(calls.update().where(calls.c.id == call_id, calls.c.status == "dialing")
-                      .values(status="finished", outcome="failed", ended_at=now, duration_s=0,
-                              cause="the PBX never reported the call", updated_at=now)).rowcount:
+        if tx.execute(calls.update().where(calls.c.id == call_id, calls.c.status == status)
+                      .values(status="finished", ended_at=now, updated_at=now, **values)).rowcount:
             call = load_call(tx.conn, call_id)
-            tx.emit(ev.CALL_MISSED, new_event(CallEventSchema, call=call))
+            tx.emit(ev.CALL_FINISHED if call["outcome"] == "answered" else ev.CALL_MISSED,
+                    new_event(CallEventSchema, call=call))
             closed.append(call)
     return closed
+
+
+def close_unreported_calls(tx, now: dt.datetime | None = None) -> list[dict]:
+    """Close the calls the PBX stopped reporting on, so none stays open for ever and each still
+    reaches the card: a click-to-call never reported (failed), a call whose end never came
+    (missed if it only rang, answered if it was answered, its talk time unknown)."""
+    now = now or utcnow()
+    return [
+        *_close_unreported(tx, "dialing", now - DIALING_TIMEOUT, now, outcome="failed",
+                           duration_s=0, cause="the PBX never reported the call"),
+        *_close_unreported(tx, "ringing", now - UNREPORTED_END, now, outcome="missed",
+                           duration_s=0, cause="the PBX never reported the end"),
+        *_close_unreported(tx, "answered", now - UNREPORTED_END, now, outcome="answered",
+                           cause="the PBX never reported the end"),
+    ]

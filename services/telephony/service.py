@@ -178,10 +178,10 @@ class TelephonyService:
                 return phones[0], contact_id
         return logic.client_number(request["number"], region(self.config)), contact_id
 
-    @timer("DIALING_CHECK_SECONDS", default=30.0)
-    def expire_dialing(self):
+    @timer("UNREPORTED_CALLS_CHECK_SECONDS", default=30.0)
+    def close_unreported_calls(self):
         with self.db.transaction() as tx:
-            logic.expire_dialing(tx)
+            logic.close_unreported_calls(tx)
 
     # -- the call log ----------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)

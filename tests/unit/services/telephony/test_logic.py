@@ -149,8 +149,8 @@ def test_a_refused_or_never_reported_click_to_call_is_closed_as_failed(db):
                                     requested_by="pavel")
         logic.fail_dialing(tx, refused["id"], "Mango refused the call: 3102 wrong parameter")
     with db.transaction() as tx:
-        assert logic.expire_dialing(tx, now=utcnow() + dt.timedelta(minutes=1)) == []
-        [expired] = logic.expire_dialing(tx, now=utcnow() + logic.DIALING_TIMEOUT * 2)
+        assert logic.close_unreported_calls(tx, now=utcnow() + dt.timedelta(minutes=1)) == []
+        [expired] = logic.close_unreported_calls(tx, now=utcnow() + logic.DIALING_TIMEOUT * 2)
     with db.connect() as conn:
         failed = logic.load_call(conn, refused["id"])
     assert (failed["status"], failed["outcome"], failed["cause"]) == (
@@ -184,3 +184,15 @@ def test_signals_of_a_new_call_arriving_at_once_make_one_call(db):
         assert conn.execute(sa.select(sa.func.count()).select_from(calls)).scalar() == 1
     assert sorted(p["extensions"][0] for e, p in published(db) if e == "call_ringing") == [
         "101", "102"]
+
+
+def test_calls_whose_end_never_came_are_closed_and_still_reach_the_card(db):
+    fold(db, signal("ringing", 1, call_key="E-rang", extension="101"))
+    fold(db, signal("answered", 5, call_key="E-talked", extension="102"))
+    later = utcnow() + logic.UNREPORTED_END + dt.timedelta(minutes=1)
+    with db.transaction() as tx:
+        assert logic.close_unreported_calls(tx, now=utcnow() + dt.timedelta(hours=1)) == []
+        closed = {c["call_key"]: c for c in logic.close_unreported_calls(tx, now=later)}
+    assert (closed["E-rang"]["outcome"], closed["E-talked"]["outcome"]) == ("missed", "answered")
+    assert {c["status"] for c in closed.values()} == {"finished"}
+    assert [e for e, _ in published(db)][-2:] == ["call_missed", "call_finished"]
