@@ -1,5 +1,7 @@
 """telephony: the call log folded from PBX signals, extensions and their managers,
 click-to-call and call recordings."""
+import eventlet
+import structlog
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
@@ -29,6 +31,8 @@ from crmhub.services.telephony.models import metadata
 
 EXPECTED = (CrmhubError,)
 OPEN_DEALS_SHOWN = 5
+OPEN_DEALS_WAIT_SECONDS = 1.0
+log = structlog.get_logger(__name__)
 
 
 def _dump(schema_cls, value):
@@ -96,8 +100,16 @@ class TelephonyService:
         return caller
 
     def _open_deals(self, contact_id: str) -> list[dict]:
-        page = self.deals.search_deals({"contact_id": contact_id, "status": "open",
-                                        "limit": OPEN_DEALS_SHOWN})
+        """The caller's open deals for the popup; a deals service that does not answer at once
+        costs the popup its deals, not its time (the phone is ringing)."""
+        try:
+            with eventlet.Timeout(OPEN_DEALS_WAIT_SECONDS):
+                page = self.deals.search_deals({"contact_id": contact_id, "status": "open",
+                                                "limit": OPEN_DEALS_SHOWN})
+        except eventlet.Timeout:
+            log.warning("deals did not answer in time: popup without open deals",
+                        contact_id=contact_id)
+            return []
         return [{key: deal.get(key) for key in ("id", "title", "pipeline_name", "stage_name",
                                                 "amount", "currency", "manager")}
                 for deal in page["items"]]
