@@ -66,9 +66,45 @@ def load_call(conn, call_id: str) -> dict:
     return call_view(row)
 
 
-def handled(conn, key: str) -> bool:
-    """Whether the message ``key`` was already handled (the inbox holds it)."""
-    return conn.execute(sa.select(inbox.c.key).where(inbox.c.key == key[:300])).first() is not None
+def handled_keys(conn, keys) -> set[str]:
+    """Which of the message ``keys`` were already handled (the inbox holds them)."""
+    keys = list({k[:300] for k in keys})
+    if not keys:
+        return set()
+    return set(conn.execute(sa.select(inbox.c.key).where(inbox.c.key.in_(keys))).scalars())
+
+
+def signal_key(signal: dict) -> str:
+    return f"signal:{signal['idempotency_key']}"
+
+
+def find_calls(conn, provider_keys) -> dict[tuple[str, str], object]:
+    """The calls rows of ``(provider, call_key)`` pairs, by pair (absent pairs left out)."""
+    by_provider: dict[str, set[str]] = {}
+    for provider, call_key in provider_keys:
+        by_provider.setdefault(provider, set()).add(call_key)
+    rows = {}
+    for provider, call_keys in by_provider.items():
+        for row in conn.execute(sa.select(calls).where(calls.c.provider == provider,
+                                                        calls.c.call_key.in_(call_keys))):
+            rows[provider, row.call_key] = row
+    return rows
+
+
+def caller_need(signal: dict, row) -> str | None:
+    """What the client's card is needed for when this signal is folded: "popup" (an extension
+    starts ringing for an incoming call: the card summary and open deals), "link" (the call
+    is seen with a client number and no card yet: find or create it), or None."""
+    direction = signal.get("direction") or (row.direction if row else None)
+    number = signal.get("client_number") or (row.client_number_raw if row else None)
+    if direction == "internal" or not number or signal["kind"] in ("leg_ended", "recording"):
+        return None
+    ext = signal.get("extension")
+    if (signal["kind"] == "ringing" and ext and direction != "outbound"
+            and (row is None or (STATUS_RANK[row.status] <= STATUS_RANK["ringing"]
+                                 and ext not in (row.announced or [])))):
+        return "popup"
+    return None if row is not None and row.contact_id else "link"
 
 
 def find_call(conn, provider: str, call_key: str):

@@ -18,7 +18,7 @@ from crmhub.contracts.errors import (
 )
 from crmhub.plugins.api import CallRequest, PbxError
 from crmhub.runtime.db import Database
-from crmhub.runtime.handlers import reliable_handler
+from crmhub.runtime.handlers import batch_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.metrics import RECORDINGS_STORED
 from crmhub.runtime.rpc import RpcProxy
@@ -55,64 +55,89 @@ class TelephonyService:
         return self.config.get("TELEPHONY") or {}
 
     # -- signals from the PBX connectors ---------------------------------------------------------
-    @reliable_handler("gateway", ev.CALL_SIGNAL)
-    def on_call_signal(self, payload):
-        signal = instance(schemas.CallSignalSchema).load(payload)
-        key = f"signal:{signal['idempotency_key']}"
+    # A batch per worker: one transaction folds the batch's signals in the order they came (a
+    # call's signals arrive in order, and folding them in order keeps a ringing popup from being
+    # overtaken by its answer); the cards of the batch's callers are asked for at once. A worker
+    # and a transaction per signal held a whole mesh to about 120 signals/s on this machine.
+    @batch_handler("gateway", ev.CALL_SIGNAL, max_batch=100, max_inflight=2)
+    def on_call_signals(self, deliveries):
+        schema = instance(schemas.CallSignalSchema)
+        batch = [(schema.load(d.payload), d.request_id) for d in deliveries]
         with self.db.connect() as conn:
-            if logic.handled(conn, key):
-                return  # a duplicate: no card lookups for it
-            row = logic.find_call(conn, signal["provider"], signal["call_key"])
+            done = logic.handled_keys(conn, [logic.signal_key(s) for s, _ in batch])
+            batch = [(s, r) for s, r in batch if logic.signal_key(s) not in done]
+            if not batch:
+                return  # duplicates: no card lookups for them
+            rows = logic.find_calls(conn, [(s["provider"], s["call_key"]) for s, _ in batch])
             ext_managers = logic.managers_of(
-                conn, {signal.get("extension"), row.extension if row else None})
-        caller = self._caller(signal, row)
-        recording = signal["kind"] == "recording"
+                conn, {s.get("extension") for s, _ in batch} | {r.extension for r in rows.values()})
+        callers = self._callers([(s, rows.get((s["provider"], s["call_key"]))) for s, _ in batch])
+        folded, seen = [], set()
         with self.db.transaction() as tx:
             # A recording is claimed only once stored: a failed download is retried.
-            if not recording and not tx.claim(key):
-                return
-            folded = logic.fold_signal(tx, signal, region=region(self.config),
-                                       ext_managers=ext_managers, caller=caller)
-        if folded.fetch_recording:
-            self._store_recording(signal, folded.call, key)
+            fresh = tx.claim_many([logic.signal_key(s) for s, _ in batch
+                                   if s["kind"] != "recording"])
+            for (signal, request_id), caller in zip(batch, callers):
+                key = logic.signal_key(signal)
+                if key in seen or (signal["kind"] != "recording" and key not in fresh):
+                    continue
+                seen.add(key)
+                tx.request_id = request_id
+                folded.append((signal, key, logic.fold_signal(
+                    tx, signal, region=region(self.config), ext_managers=ext_managers,
+                    caller=caller)))
+        for signal, key, result in folded:
+            if result.fetch_recording:
+                self._store_recording(signal, result.call, key)
 
-    def _caller(self, signal: dict, row) -> dict | None:
-        """The client's card summary: for the popup when an extension starts ringing, and to
-        link the call to a card (created for an unknown number) the first time it is seen."""
-        direction = signal.get("direction") or (row.direction if row else None)
-        number = signal.get("client_number") or (row.client_number_raw if row else None)
-        if direction == "internal" or not number or signal["kind"] in ("leg_ended", "recording"):
-            return None
-        ext = signal.get("extension")
-        popup = (signal["kind"] == "ringing" and ext and direction != "outbound"
-                 and (row is None or (logic.STATUS_RANK[row.status] <= logic.STATUS_RANK["ringing"]
-                                      and ext not in (row.announced or []))))
-        if row is not None and row.contact_id and not popup:
-            return None
-        caller = instance(schemas.CallerSchema).load(self.contacts.identify_caller({
-            "number": number, "create": self._settings.get("create_cards", True) is not False,
-            "provider": signal["provider"], "line": signal.get("line"),
-            "call_id": row.id if row else None}))
-        if popup and caller["contact_id"]:
-            caller["open_deals"] = self._open_deals(caller["contact_id"])
-        if row is not None and row.caller_known is not None:
-            caller["known"] = row.caller_known
-        return caller
+    def _callers(self, pairs) -> list[dict | None]:
+        """For each (signal, its call's row before the batch): the client's card summary when
+        the fold needs it (see ``logic.caller_need``), one contacts call per number and one
+        deals call per card, all in flight at once."""
+        needs = [logic.caller_need(signal, row) for signal, row in pairs]
+        create = self._settings.get("create_cards", True) is not False
+        asked: dict[str, object] = {}
+        for (signal, row), need in zip(pairs, needs):
+            number = signal.get("client_number") or (row.client_number_raw if row else None)
+            if need and number not in asked:
+                asked[number] = self.contacts.identify_caller.call_async({
+                    "number": number, "create": create, "provider": signal["provider"],
+                    "line": signal.get("line"), "call_id": row.id if row else None})
+        cards = {number: instance(schemas.CallerSchema).load(reply.result())
+                 for number, reply in asked.items()}
+        popups = {cards[signal.get("client_number") or row.client_number_raw]["contact_id"]
+                  for (signal, row), need in zip(pairs, needs) if need == "popup"} - {None}
+        deals = self._open_deals(popups)
+        callers = []
+        for (signal, row), need in zip(pairs, needs):
+            if not need:
+                callers.append(None)
+                continue
+            caller = dict(cards[signal.get("client_number") or row.client_number_raw])
+            if need == "popup":
+                caller["open_deals"] = deals.get(caller["contact_id"], [])
+            if row is not None and row.caller_known is not None:
+                caller["known"] = row.caller_known
+            callers.append(caller)
+        return callers
 
-    def _open_deals(self, contact_id: str) -> list[dict]:
-        """The caller's open deals for the popup; a deals service that does not answer at once
-        costs the popup its deals, not its time (the phone is ringing)."""
+    def _open_deals(self, contact_ids) -> dict[str, list[dict]]:
+        """The open deals of the ringing callers, for the popup; a deals service that does not
+        answer at once costs the popup its deals, not its time (the phone is ringing)."""
+        replies = {cid: self.deals.search_deals.call_async(
+            {"contact_id": cid, "status": "open", "limit": OPEN_DEALS_SHOWN})
+            for cid in contact_ids}
+        found = {}
         try:
             with eventlet.Timeout(OPEN_DEALS_WAIT_SECONDS):
-                page = self.deals.search_deals({"contact_id": contact_id, "status": "open",
-                                                "limit": OPEN_DEALS_SHOWN})
+                for cid, reply in replies.items():
+                    found[cid] = [{key: deal.get(key) for key in (
+                        "id", "title", "pipeline_name", "stage_name", "amount", "currency",
+                        "manager")} for deal in reply.result()["items"]]
         except eventlet.Timeout:
-            log.warning("deals did not answer in time: popup without open deals",
-                        contact_id=contact_id)
-            return []
-        return [{key: deal.get(key) for key in ("id", "title", "pipeline_name", "stage_name",
-                                                "amount", "currency", "manager")}
-                for deal in page["items"]]
+            log.warning("deals did not answer in time: popups without open deals",
+                        contacts=sorted(set(replies) - set(found)))
+        return found
 
     def _store_recording(self, signal: dict, call: dict, key: str) -> None:
         policy = {"max_bytes": int(self.config.get("RECORDING_MAX_BYTES") or 200 * 2**20),
