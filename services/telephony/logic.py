@@ -10,16 +10,15 @@ then call_finished (answered calls) or call_missed (every other outcome).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import new_event
-from crmhub.contracts.calls import CallEventSchema, CallRingingSchema
+from crmhub.contracts.calls import CallEventSchema
 from crmhub.contracts.errors import InvalidInput, NotFound
 from crmhub.contracts.phones import normalize
-from crmhub.runtime.db import as_utc, insert_ignoring_conflicts, is_postgres, new_id, utcnow
+from crmhub.runtime.db import as_utc, new_id, utcnow
 from crmhub.services.telephony.models import calls, extensions, inbox
 
 STATUS_RANK = {"dialing": 0, "ringing": 1, "answered": 2, "finished": 3}
@@ -32,31 +31,30 @@ UNREPORTED_END = dt.timedelta(hours=4)
 # is taken to be its result (PBXs that do not echo our command id).
 ADOPTION_WINDOW = dt.timedelta(minutes=2)
 RECORDING_URL = "/api/v1/calls/{id}/recording"
+CALL_COLUMNS = ("id", "provider", "call_key", "direction", "status", "outcome", "cause",
+                "client_number", "client_number_raw", "line", "extension", "manager",
+                "contact_id", "duration_s", "command_id", "requested_by")
+CALL_TIMES = ("created_at", "answered_at", "ended_at", "updated_at")
 
 
 # -- reading -----------------------------------------------------------------------------------
 
 def call_view(row) -> dict:
-    """A calls row as :class:`crmhub.contracts.calls.CallSchema`."""
+    """A calls row (or its state as a dict) as :class:`crmhub.contracts.calls.CallSchema`."""
+    r = row if isinstance(row, dict) else row._mapping
     recording = None
-    if row.recording_ref or row.recording_key:
-        stored = row.recording_key is not None
-        recording = {"ref": row.recording_ref or "", "stored": stored,
-                     "content_type": row.recording_content_type, "size": row.recording_size,
-                     "url": RECORDING_URL.format(id=row.id) if stored else None}
+    if r["recording_ref"] or r["recording_key"]:
+        stored = r["recording_key"] is not None
+        recording = {"ref": r["recording_ref"] or "", "stored": stored,
+                     "content_type": r["recording_content_type"], "size": r["recording_size"],
+                     "url": RECORDING_URL.format(id=r["id"]) if stored else None}
     legs = [{"leg_id": leg_id, "extension": leg.get("extension"), "state": leg["state"],
              "sequence": leg.get("sequence"), "at": dt.datetime.fromisoformat(leg["at"])}
-            for leg_id, leg in (row.legs or {}).items()]
-    return {
-        "id": row.id, "provider": row.provider, "call_key": row.call_key,
-        "direction": row.direction, "status": row.status, "outcome": row.outcome,
-        "cause": row.cause, "client_number": row.client_number,
-        "client_number_raw": row.client_number_raw, "line": row.line,
-        "extension": row.extension, "manager": row.manager, "contact_id": row.contact_id,
-        "created_at": as_utc(row.created_at), "answered_at": as_utc(row.answered_at),
-        "ended_at": as_utc(row.ended_at), "duration_s": row.duration_s, "legs": legs,
-        "recording": recording, "command_id": row.command_id,
-        "requested_by": row.requested_by, "updated_at": as_utc(row.updated_at)}
+            for leg_id, leg in (r["legs"] or {}).items()]
+    view = {column: r[column] for column in CALL_COLUMNS}
+    view.update({column: as_utc(r[column]) for column in CALL_TIMES})
+    view.update(legs=legs, recording=recording)
+    return view
 
 
 def load_call(conn, call_id: str) -> dict:
@@ -164,186 +162,7 @@ def extension_of(conn, manager: str) -> dict | None:
 
 # -- folding signals ---------------------------------------------------------------------------
 
-@dataclass
-class Folded:
-    """What a signal did to its call."""
-
-    call: dict | None = None
-    stale: bool = False
-    events: list[str] = field(default_factory=list)
-    fetch_recording: bool = False
-
-
-def _client(signal: dict, region: str) -> tuple[str | None, str | None]:
-    raw = signal.get("client_number")
-    if not raw:
-        return None, None
-    return normalize(raw, region).e164, raw[:200]
-
-
-def _lock(tx, call_id: str):
-    query = sa.select(calls).where(calls.c.id == call_id)
-    if is_postgres(tx.conn):
-        query = query.with_for_update()
-    return tx.execute(query).one()
-
-
-def _adopt_dialing(tx, signal: dict, client_e164: str | None) -> str | None:
-    """The click-to-call record this first signal of a call answers, if any."""
-    provider = signal["provider"]
-    pending = sa.select(calls.c.id).where(
-        calls.c.provider == provider, calls.c.call_key.is_(None), calls.c.status == "dialing")
-    if signal.get("command_id"):
-        pending = pending.where(calls.c.command_id == signal["command_id"])
-    elif signal.get("direction") == "outbound" and signal.get("extension") and client_e164:
-        pending = pending.where(
-            calls.c.extension == signal["extension"], calls.c.client_number == client_e164,
-            calls.c.created_at >= utcnow() - ADOPTION_WINDOW)
-    else:
-        return None
-    call_id = tx.execute(pending.order_by(calls.c.created_at).limit(1)).scalar()
-    if call_id is None:
-        return None
-    adopted = tx.execute(calls.update().where(calls.c.id == call_id, calls.c.call_key.is_(None))
-                         .values(call_key=signal["call_key"])).rowcount
-    return call_id if adopted else None
-
-
-def _call_row(tx, signal: dict, client_e164: str | None):
-    """The locked row of the signal's call, created (or adopted from a click-to-call) on the
-    call's first signal; race-safe when two signals of a new call arrive at once."""
-    existing = find_call(tx.conn, signal["provider"], signal["call_key"])
-    if existing is not None:
-        return _lock(tx, existing.id)
-    adopted = _adopt_dialing(tx, signal, client_e164)
-    if adopted is not None:
-        return _lock(tx, adopted)
-    now = utcnow()
-    insert_ignoring_conflicts(tx.conn, calls, [{
-        "id": new_id(), "provider": signal["provider"], "call_key": signal["call_key"],
-        "status": "ringing", "created_at": signal.get("started_at") or signal["at"],
-        "legs": {}, "announced": [], "updated_at": now}], ["provider", "call_key"])
-    return _lock(tx, find_call(tx.conn, signal["provider"], signal["call_key"]).id)
-
-
-def _is_stale(row, signal: dict) -> bool:
-    """A leg's state change older than one already applied to that leg (by the vendor's
-    sequence). Recordings and summaries keep counters of their own: never stale."""
-    if _leg_state(signal["kind"]) is None or signal["kind"] == "finished":
-        return False
-    leg = (row.legs or {}).get(signal.get("leg_id") or "")
-    seq = signal.get("sequence")
-    return bool(leg and seq is not None and leg.get("sequence") is not None
-                and leg["sequence"] >= seq)
-
-
-def _leg_state(kind: str) -> str | None:
-    return {"ringing": "ringing", "answered": "answered", "leg_ended": "ended",
-            "finished": "ended"}.get(kind)
-
-
-def _with_leg(row, signal: dict) -> dict:
-    legs = dict(row.legs or {})
-    state = _leg_state(signal["kind"])
-    if signal.get("leg_id") and state:
-        previous = legs.get(signal["leg_id"]) or {}
-        legs[signal["leg_id"]] = {
-            "extension": signal.get("extension") or previous.get("extension"), "state": state,
-            "sequence": signal.get("sequence", previous.get("sequence")),
-            "at": signal["at"].isoformat()}
-    return legs
-
-
-def _duration(answered_at, ended_at, signal: dict) -> int | None:
-    if signal.get("duration_s") is not None:
-        return signal["duration_s"]
-    if answered_at and ended_at:
-        return max(0, int((as_utc(ended_at) - as_utc(answered_at)).total_seconds()))
-    return None
-
-
-def _finish(row, signal: dict, update: dict, manager_of) -> None:
-    """The call's end as the signal tells it (first end, or the vendor's correction)."""
-    answered_at = signal.get("answered_at") or as_utc(row.answered_at)
-    if signal["outcome"] != "answered" and signal.get("final"):
-        answered_at = signal.get("answered_at")
-    ended_at = signal.get("ended_at") or signal["at"]
-    extension = signal.get("extension") or row.extension
-    update.update(status="finished", outcome=signal["outcome"], cause=signal.get("cause"),
-                  answered_at=answered_at, ended_at=ended_at, extension=extension,
-                  manager=manager_of(extension) or row.manager,
-                  duration_s=_duration(answered_at, ended_at, signal)
-                  if signal["outcome"] == "answered" else 0,
-                  final=bool(signal.get("final")))
-    if signal.get("started_at"):
-        update["created_at"] = signal["started_at"]
-
-
-def fold_signal(tx, signal: dict, *, region: str, ext_managers: dict[str, str],
-                caller: dict | None = None) -> Folded:
-    """Apply one ``call_signal`` to its call and emit what it changed. ``ext_managers`` maps the
-    extensions involved to managers; ``caller`` is the client's card summary
-    (contacts.identify_caller plus open deals) for the popup, when the service fetched one."""
-    client_e164, client_raw = _client(signal, region)
-    row = _call_row(tx, signal, client_e164)
-    if _is_stale(row, signal):
-        return Folded(call=call_view(row), stale=True)
-    kind, status = signal["kind"], row.status
-    update: dict = {"legs": _with_leg(row, signal), "updated_at": utcnow()}
-    # What the vendor tells about the call itself is kept the first time it is told.
-    for column, value in (("direction", signal.get("direction")), ("line", signal.get("line")),
-                          ("client_number", client_e164), ("client_number_raw", client_raw),
-                          ("command_id", signal.get("command_id")),
-                          ("contact_id", (caller or {}).get("contact_id"))):
-        if value and not getattr(row, column):
-            update[column] = value
-    if caller is not None and row.caller_known is None and caller.get("contact_id"):
-        update["caller_known"] = bool(caller.get("known"))
-    events: list[str] = []
-    ringing_extensions: list[str] = []
-    manager_of = ext_managers.get
-    if kind == "ringing" and STATUS_RANK[status] <= STATUS_RANK["ringing"]:
-        update["status"] = "ringing"
-        ext = signal.get("extension")
-        if ext:
-            update.update(extension=ext, manager=manager_of(ext) or row.manager)
-        direction = update.get("direction") or row.direction
-        if ext and direction != "outbound" and ext not in (row.announced or []):
-            update["announced"] = [*(row.announced or []), ext]
-            ringing_extensions.append(ext)
-            events.append(ev.CALL_RINGING)
-    elif kind == "answered":
-        ext = signal.get("extension") or row.extension
-        if STATUS_RANK[status] < STATUS_RANK["answered"]:
-            update.update(status="answered", answered_at=signal["at"], extension=ext,
-                          manager=manager_of(ext) or row.manager)
-            events.append(ev.CALL_ANSWERED)
-        elif status == "answered" and ext:  # a transfer: the call is now this extension's
-            update.update(extension=ext, manager=manager_of(ext) or row.manager)
-        elif row.answered_at is None:
-            update["answered_at"] = signal["at"]
-    elif kind == "finished":
-        if status != "finished":
-            _finish(row, signal, update, manager_of)
-            events.append(ev.CALL_FINISHED if signal["outcome"] == "answered"
-                          else ev.CALL_MISSED)
-        elif signal.get("final") and not row.final:
-            _finish(row, signal, update, manager_of)
-    elif kind == "recording" and row.recording_key is None:
-        update["recording_ref"] = signal["recording_ref"]
-    tx.execute(calls.update().where(calls.c.id == row.id).values(**update))
-    call = load_call(tx.conn, row.id)
-    for event_type in events:
-        if event_type == ev.CALL_RINGING:
-            tx.emit(event_type, new_event(
-                CallRingingSchema, call=call, extensions=ringing_extensions,
-                managers=sorted({m for m in map(manager_of, ringing_extensions) if m}),
-                caller=caller or unknown_caller(call)))
-        else:
-            tx.emit(event_type, new_event(CallEventSchema, call=call))
-    return Folded(call=call, events=events,
-                  fetch_recording=kind == "recording" and row.recording_key is None)
-
+# -- folding (see folding.py) ------------------------------------------------------------------
 
 def unknown_caller(call: dict) -> dict:
     return {"contact_id": call.get("contact_id"), "known": False, "name": None,

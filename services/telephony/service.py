@@ -24,7 +24,7 @@ from crmhub.runtime.metrics import RECORDINGS_STORED
 from crmhub.runtime.rpc import RpcProxy
 from crmhub.runtime.service import region
 from crmhub.runtime.timer import timer
-from crmhub.services.telephony import logic
+from crmhub.services.telephony import folding, logic
 from crmhub.services.telephony.dependencies import Pbx, Recordings
 from crmhub.services.telephony.fetch import FetchRefused
 from crmhub.services.telephony.models import metadata
@@ -72,23 +72,21 @@ class TelephonyService:
             ext_managers = logic.managers_of(
                 conn, {s.get("extension") for s, _ in batch} | {r.extension for r in rows.values()})
         callers = self._callers([(s, rows.get((s["provider"], s["call_key"]))) for s, _ in batch])
-        folded, seen = [], set()
         with self.db.transaction() as tx:
             # A recording is claimed only once stored: a failed download is retried.
             fresh = tx.claim_many([logic.signal_key(s) for s, _ in batch
                                    if s["kind"] != "recording"])
+            items, seen = [], set()
             for (signal, request_id), caller in zip(batch, callers):
                 key = logic.signal_key(signal)
-                if key in seen or (signal["kind"] != "recording" and key not in fresh):
-                    continue
-                seen.add(key)
-                tx.request_id = request_id
-                folded.append((signal, key, logic.fold_signal(
-                    tx, signal, region=region(self.config), ext_managers=ext_managers,
-                    caller=caller)))
-        for signal, key, result in folded:
+                if key not in seen and (signal["kind"] == "recording" or key in fresh):
+                    seen.add(key)
+                    items.append(folding.Item(signal, caller, request_id))
+            folded = folding.fold_signals(tx, items, region=region(self.config),
+                                          ext_managers=ext_managers)
+        for item, result in zip(items, folded):
             if result.fetch_recording:
-                self._store_recording(signal, result.call, key)
+                self._store_recording(item.signal, result.call, logic.signal_key(item.signal))
 
     def _callers(self, pairs) -> list[dict | None]:
         """For each (signal, its call's row before the batch): the client's card summary when

@@ -11,7 +11,7 @@ from crmhub.contracts.base import instance
 from crmhub.contracts.calls import CallSignalSchema
 from crmhub.plugins.calls import call_signal
 from crmhub.runtime.db import ServiceDatabase, make_engine, utcnow
-from crmhub.services.telephony import logic
+from crmhub.services.telephony import folding, logic
 from crmhub.services.telephony.models import calls, metadata, outbox
 
 T0 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)
@@ -39,7 +39,7 @@ def signal(kind, seconds=0, call_key="E1", event=None, **fields):
 
 def fold(db, sig, caller=None):
     with db.transaction() as tx:
-        return logic.fold_signal(tx, sig, region="RU", ext_managers=MANAGERS, caller=caller)
+        return folding.fold_signal(tx, sig, region="RU", ext_managers=MANAGERS, caller=caller)
 
 
 def published(db) -> list[tuple[str, dict]]:
@@ -196,3 +196,27 @@ def test_calls_whose_end_never_came_are_closed_and_still_reach_the_card(db):
     assert (closed["E-rang"]["outcome"], closed["E-talked"]["outcome"]) == ("missed", "answered")
     assert {c["status"] for c in closed.values()} == {"finished"}
     assert [e for e, _ in published(db)][-2:] == ["call_missed", "call_finished"]
+
+
+def test_a_batch_folds_its_calls_in_the_order_their_signals_came(db):
+    items = [folding.Item(signal("ringing", 1, call_key="A", extension="101", leg_id="a1",
+                                 sequence=1), request_id="req-a"),
+             folding.Item(signal("ringing", 1, call_key="B", extension="102", leg_id="b1",
+                                 sequence=1)),
+             folding.Item(signal("answered", 4, call_key="A", extension="101", leg_id="a1",
+                                 sequence=2)),
+             folding.Item(signal("finished", 9, call_key="B", outcome="missed")),
+             folding.Item(signal("finished", 40, call_key="A", outcome="answered"))]
+    with db.transaction() as tx:
+        results = folding.fold_signals(tx, items, region="RU", ext_managers=MANAGERS)
+    assert [r.events for r in results] == [["call_ringing"], ["call_ringing"], ["call_answered"],
+                                           ["call_missed"], ["call_finished"]]
+    assert [(p["call"]["call_key"], e) for e, p in published(db)] == [
+        ("A", "call_ringing"), ("B", "call_ringing"), ("A", "call_answered"),
+        ("B", "call_missed"), ("A", "call_finished")]
+    with db.connect() as conn:
+        rows = {r.call_key: r for r in conn.execute(sa.select(calls))}
+        request_ids = [json.loads(r.headers).get("request_id")
+                       for r in conn.execute(sa.select(outbox).order_by(outbox.c.id))]
+    assert (rows["A"].status, rows["A"].duration_s, rows["B"].outcome) == ("finished", 36, "missed")
+    assert request_ids[0] == "req-a"
