@@ -165,6 +165,13 @@ class CallEventSchema(EventSchema):
     call = mf.Nested(CallSchema, required=True)
 
 
+class RecordingFoundSchema(CallEventSchema):
+    """recording_found: the PBX announced a call's recording; telephony fetches it."""
+
+    recording_ref = mf.String(required=True, validate=validate.Length(min=1, max=500), metadata={
+        "description": "The vendor's reference the connector fetches it by"})
+
+
 class CallRingingSchema(CallEventSchema):
     extensions = mf.List(mf.String(), required=True, metadata={
         "description": "Extensions ringing now"})

@@ -29,6 +29,7 @@ CALL_RINGING = "call_ringing"
 CALL_ANSWERED = "call_answered"
 CALL_FINISHED = "call_finished"
 CALL_MISSED = "call_missed"
+RECORDING_FOUND = "recording_found"
 RECORDING_READY = "recording_ready"
 
 
@@ -83,6 +84,9 @@ CATALOG: dict[str, EventSpec] = {spec.name: spec for spec in (
     EventSpec(CALL_MISSED, "telephony", calls.CallEventSchema, 1,
               "A call ended without being answered: missed, busy, failed or voicemail (once "
               "per call)."),
+    EventSpec(RECORDING_FOUND, "telephony", calls.RecordingFoundSchema, 1,
+              "The PBX announced a call's recording; the telephony service downloads it (in "
+              "a handler of its own, retried, then dead-lettered with the call kept)."),
     EventSpec(RECORDING_READY, "telephony", calls.CallEventSchema, 1,
               "A call's recording was fetched and stored; it can be played."),
 )}

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import new_event
-from crmhub.contracts.calls import CallEventSchema, CallRingingSchema
+from crmhub.contracts.calls import CallEventSchema, CallRingingSchema, RecordingFoundSchema
 from crmhub.contracts.phones import normalize
 from crmhub.runtime.db import as_utc, insert_ignoring_conflicts, is_postgres, new_id, utcnow
 from crmhub.services.telephony.logic import (
@@ -46,7 +46,6 @@ class Folded:
     call: dict | None = None
     stale: bool = False
     events: list[str] = field(default_factory=list)
-    fetch_recording: bool = False
 
 
 @dataclass
@@ -78,7 +77,6 @@ def fold_signals(tx, items: list[Item], *, region: str, ext_managers: dict[str, 
         if _is_stale(state, item.signal):
             results.append(Folded(call=call_view(state), stale=True))
             continue
-        fetch = item.signal["kind"] == "recording" and state["recording_key"] is None
         events, ringing = _apply(state, item.signal, client_e164, client_raw, ext_managers,
                                  item.caller)
         state["updated_at"] = now
@@ -89,10 +87,13 @@ def fold_signals(tx, items: list[Item], *, region: str, ext_managers: dict[str, 
                 body = new_event(CallRingingSchema, call=call, extensions=ringing,
                                  managers=sorted({m for m in map(ext_managers.get, ringing) if m}),
                                  caller=item.caller or unknown_caller(call))
+            elif event_type == ev.RECORDING_FOUND:
+                body = new_event(RecordingFoundSchema, call=call,
+                                 recording_ref=item.signal["recording_ref"])
             else:
                 body = new_event(CallEventSchema, call=call)
             tx.emit(event_type, body, request_id=item.request_id)
-        results.append(Folded(call=call, events=events, fetch_recording=fetch))
+        results.append(Folded(call=call, events=events))
     if touched:
         tx.execute(calls.update().where(calls.c.id == sa.bindparam("b_id"))
                    .values({column: sa.bindparam(f"b_{column}") for column in WRITTEN}),
@@ -245,5 +246,7 @@ def _apply(state: dict, signal: dict, client_e164, client_raw, ext_managers: dic
         if signal.get("final") and not state["final"]:
             _finish(state, signal, manager_of)
     elif kind == "recording" and state["recording_key"] is None:
+        # Downloaded by the service's own handler: a slow vendor does not hold up the calls.
         state["recording_ref"] = signal["recording_ref"]
+        return [ev.RECORDING_FOUND], []
     return [], []

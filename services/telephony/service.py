@@ -18,7 +18,7 @@ from crmhub.contracts.errors import (
 )
 from crmhub.plugins.api import CallRequest, PbxError
 from crmhub.runtime.db import Database
-from crmhub.runtime.handlers import batch_handler
+from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.metrics import RECORDINGS_STORED
 from crmhub.runtime.rpc import RpcProxy
@@ -73,20 +73,13 @@ class TelephonyService:
                 conn, {s.get("extension") for s, _ in batch} | {r.extension for r in rows.values()})
         callers = self._callers([(s, rows.get((s["provider"], s["call_key"]))) for s, _ in batch])
         with self.db.transaction() as tx:
-            # A recording is claimed only once stored: a failed download is retried.
-            fresh = tx.claim_many([logic.signal_key(s) for s, _ in batch
-                                   if s["kind"] != "recording"])
-            items, seen = [], set()
+            fresh = tx.claim_many([logic.signal_key(s) for s, _ in batch])
+            items = []
             for (signal, request_id), caller in zip(batch, callers):
-                key = logic.signal_key(signal)
-                if key not in seen and (signal["kind"] == "recording" or key in fresh):
-                    seen.add(key)
+                if logic.signal_key(signal) in fresh:
+                    fresh.discard(logic.signal_key(signal))  # twice in one batch: once
                     items.append(folding.Item(signal, caller, request_id))
-            folded = folding.fold_signals(tx, items, region=region(self.config),
-                                          ext_managers=ext_managers)
-        for item, result in zip(items, folded):
-            if result.fetch_recording:
-                self._store_recording(item.signal, result.call, logic.signal_key(item.signal))
+            folding.fold_signals(tx, items, region=region(self.config), ext_managers=ext_managers)
 
     def _callers(self, pairs) -> list[dict | None]:
         """For each (signal, its call's row before the batch): the client's card summary when
@@ -137,22 +130,32 @@ class TelephonyService:
                         contacts=sorted(set(replies) - set(found)))
         return found
 
-    def _store_recording(self, signal: dict, call: dict, key: str) -> None:
+    # -- recordings ----------------------------------------------------------------------------
+    @reliable_handler("telephony", ev.RECORDING_FOUND)
+    def on_recording_found(self, payload):
+        """Download the recording through its connector into the store, then announce it. A
+        vendor that is down is retried with backoff, then parked with the call kept; a refused
+        address or a vendor that has no such recording is parked at once."""
+        event = instance(schemas.RecordingFoundSchema).load(payload)
+        call = event["call"]
+        key = f"recording:{call['id']}:{event['recording_ref']}"
+        with self.db.connect() as conn:
+            if logic.handled_keys(conn, [key]):
+                return
         policy = {"max_bytes": int(self.config.get("RECORDING_MAX_BYTES") or 200 * 2**20),
                   "timeout": float(self.config.get("RECORDING_FETCH_TIMEOUT") or 120)}
         try:
-            stored = self.pbx.fetch_recording(signal["provider"], signal["recording_ref"],
+            stored = self.pbx.fetch_recording(call["provider"], event["recording_ref"],
                                               self.recordings, logic.recording_key(call["id"]),
                                               policy)
         except (FetchRefused, PbxError) as exc:
             if isinstance(exc, PbxError) and exc.unavailable:
                 raise  # the vendor's API is down: retried with backoff like any outage
-            # Refused by policy or by the vendor: retrying cannot help; parked for an operator.
             raise PermanentError(f"recording of call {call['id']}: {exc}") from exc
         with self.db.transaction() as tx:
             if tx.claim(key):
                 logic.attach_recording(tx, call["id"], stored)
-        RECORDINGS_STORED.labels(signal["provider"]).inc()
+        RECORDINGS_STORED.labels(call["provider"]).inc()
 
     # -- click-to-call ---------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)

@@ -246,6 +246,9 @@ EVENT_BODIES.update({
     events.CALL_FINISHED: {"call": CALL},
     events.CALL_MISSED: {"call": {**CALL, "outcome": "missed", "answered_at": None,
                                   "duration_s": 0}},
+    events.RECORDING_FOUND: {"call": {**CALL, "recording": {
+        "ref": "MToxMDE0MzE6OTAwOjQyOTc1MjE4Mzow", "stored": False, "content_type": None,
+        "size": None, "url": None}}, "recording_ref": "MToxMDE0MzE6OTAwOjQyOTc1MjE4Mzow"},
     events.RECORDING_READY: {"call": RECORDED_CALL},
 })
 EXTENSION = {"extension": "101", "manager": "olga", "provider": "mango"}

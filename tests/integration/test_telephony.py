@@ -68,7 +68,7 @@ def test_an_unreachable_recording_is_retried_parked_with_the_call_kept_then_repl
                                  "size": None, "url": None}
 
     mango.down = False
-    with entrypoint_waiter(container, "on_call_signals", timeout=10):
+    with entrypoint_waiter(container, "on_recording_found", timeout=10):
         assert replay_dead_letters(amqp_uri, "telephony") == 1
     stored = the_call(config)["recording"]
     assert (stored["stored"], stored["size"], stored["content_type"]) == (
