@@ -91,3 +91,14 @@ def start_hub(tmp_path, amqp_uri):
     for hub in hubs:
         hub.stop()
 
+
+
+# -- a PBX vendor's cloud ----------------------------------------------------------------------
+
+@pytest.fixture
+def mango():
+    """Mango Office's API, spoken by a local server (crmhub.plugins.mango.fake_api)."""
+    from crmhub.plugins.mango.fake_api import FakeMangoApi
+
+    with FakeMangoApi() as fake:
+        yield fake

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from crmhub.plugins.mango import simulator
-from crmhub.plugins.mango.fake_api import FakeMangoApi
 from support import OPERATOR_KEY, fresh_schema, wait_for
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -25,12 +24,6 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM),
                        reason=f"no Chromium at {CHROMIUM} (`make test` installs it with apt)"),
 ]
-
-
-@pytest.fixture
-def mango():
-    with FakeMangoApi() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from crmhub.plugins.mango import simulator
-from crmhub.plugins.mango.fake_api import FAKE_MP3, FakeMangoApi
+from crmhub.plugins.mango.fake_api import FAKE_MP3
 from support import INTEGRATOR_KEY, OPERATOR_KEY, fresh_schema, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres]
@@ -56,12 +56,6 @@ class PopupStream:
     def close(self):
         with contextlib.suppress(RuntimeError):  # the reader thread is inside a read
             self.response.close()
-
-
-@pytest.fixture
-def mango():
-    with FakeMangoApi() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from nameko.testing.services import entrypoint_waiter
 
 from crmhub.plugins.calls import call_signal
-from crmhub.plugins.mango.fake_api import FAKE_MP3, FakeMangoApi
+from crmhub.plugins.mango.fake_api import FAKE_MP3
 from crmhub.runtime.db import ServiceDatabase, make_engine
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
 from crmhub.runtime.handlers import dead_letter_queue_name, declare_topology
@@ -21,12 +21,6 @@ from support import queue_depth, wait_for
 
 pytestmark = pytest.mark.rabbit
 DLQ = dead_letter_queue_name("telephony")
-
-
-@pytest.fixture
-def mango():
-    with FakeMangoApi() as fake:
-        yield fake
 
 
 def start_telephony(amqp_uri, tmp_path, container_factory, connector_settings):
