@@ -1,8 +1,11 @@
 """`make bench`: run the benchmarks, print the figures, keep them in bench/results/.
 
-    python -m bench [ingest] [lookup] [deals] [--duration S] [--rate N] [--layouts G:C ...]
-                    [--contacts N]
+    python -m bench [ingest] [lookup] [deals] [telephony] [--duration S] [--rate N]
+                    [--layouts G:C ...] [--contacts N]
                     [--deals N] [--move-rate N] [--reminder-tasks N] [--reminder-window S]
+                    [--calls N] [--managers N] [--call-rate N] [--call-compression X]
+                    [--duplicates F] [--clicks N] [--click-concurrency N]
+                    [--telephony-layout all|G,T,C+D] [--load-workers N]
 """
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import deals, ingest, lookup
+from bench import deals, ingest, lookup, telephony
 from bench.common import RESULTS
 
-SUITES = {"ingest": ingest, "lookup": lookup, "deals": deals}
+SUITES = {"ingest": ingest, "lookup": lookup, "deals": deals, "telephony": telephony}
 
 
 def main():
@@ -35,6 +38,24 @@ def main():
     parser.add_argument("--reminder-tasks", type=int, default=100_000)
     parser.add_argument("--reminder-window", type=float, default=600,
                         help="seconds over which the reminders fall due (a day compressed)")
+    parser.add_argument("--calls", type=int, default=500,
+                        help="telephony: calls of the popup phase (one ringing per manager)")
+    parser.add_argument("--managers", type=int, default=50,
+                        help="telephony: managers seated at extensions, one popup stream each")
+    parser.add_argument("--call-rate", type=int, default=500,
+                        help="telephony: webhooks/s of the call-events phase (for --duration s)")
+    parser.add_argument("--call-compression", type=float, default=20.0,
+                        help="telephony: simulated call seconds per real second")
+    parser.add_argument("--duplicates", type=float, default=0.05,
+                        help="telephony: share of webhooks posted a second time")
+    parser.add_argument("--clicks", type=int, default=600,
+                        help="telephony: click-to-call requests (half sequential)")
+    parser.add_argument("--click-concurrency", type=int, default=8)
+    parser.add_argument("--telephony-layout", default="all",
+                        help="telephony: hub processes, 'all' in one or e.g. "
+                             "gateway,telephony,contacts+deals")
+    parser.add_argument("--load-workers", type=int, default=4,
+                        help="telephony: load generator processes of the call-events phase")
     args = parser.parse_args()
     chosen = args.suites or list(SUITES)
     results = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
@@ -55,6 +76,14 @@ def main():
                                          reminder_tasks=args.reminder_tasks,
                                          reminder_window=args.reminder_window)
             print(json.dumps({"deals": results["deals"]}, indent=2), flush=True)
+        if "telephony" in chosen:
+            results["telephony"] = telephony.run(
+                workdir, contacts=args.contacts, calls=args.calls, managers=args.managers,
+                call_rate=args.call_rate, duration=args.duration,
+                compression=args.call_compression, duplicates=args.duplicates,
+                clicks=args.clicks, click_concurrency=args.click_concurrency,
+                layout=args.telephony_layout, load_workers=args.load_workers)
+            print(json.dumps({"telephony": results["telephony"]}, indent=2), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))

@@ -101,18 +101,19 @@ def add_call_entry(tx, kind: str, event: dict) -> dict | None:
     the entry gains its player (or is written now, if the recording came first)."""
     call = event["call"]
     source_key = f"call:{call['id']}"
-    if kind == ev.RECORDING_READY:
-        existing = tx.execute(sa.select(timeline.c.id, timeline.c.data)
-                              .where(timeline.c.source_key == source_key)).first()
-        if existing is not None:
-            data = {**(existing.data or {}), "recording_url": call_entry_data(call)["recording_url"]}
-            tx.execute(timeline.update().where(timeline.c.id == existing.id).values(data=data))
-            return None
-        if call.get("status") != "finished":
-            return None  # its call_finished / call_missed writes the entry, with the recording
+    if kind == ev.RECORDING_READY and call.get("status") != "finished":
+        return None  # its call_finished / call_missed writes the entry, with the recording
     contact_id = _card_of(tx, call)
     if contact_id is None:
         return None  # an internal call or a number that is no phone: no card to write on
-    return add_timeline_entry(tx, contact_id, "call", call_title(call), source_key,
-                              occurred_at=call.get("ended_at") or call["created_at"],
-                              data=call_entry_data(call))
+    entry = add_timeline_entry(tx, contact_id, "call", call_title(call), source_key,
+                               occurred_at=call.get("ended_at") or call["created_at"],
+                               data=call_entry_data(call))
+    if entry is None and kind == ev.RECORDING_READY:
+        # The entry was there (or its call_finished committed meanwhile: the insert waited
+        # for it): it gains the player.
+        existing = tx.execute(sa.select(timeline.c.id, timeline.c.data)
+                              .where(timeline.c.source_key == source_key)).first()
+        data = {**(existing.data or {}), "recording_url": call_entry_data(call)["recording_url"]}
+        tx.execute(timeline.update().where(timeline.c.id == existing.id).values(data=data))
+    return entry

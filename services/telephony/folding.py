@@ -77,8 +77,13 @@ def fold_signals(tx, items: list[Item], *, region: str, ext_managers: dict[str, 
         if _is_stale(state, item.signal):
             results.append(Folded(call=call_view(state), stale=True))
             continue
+        caller = item.caller
+        if caller is not None and state["caller_known"] is not None:
+            # Whether the card existed before the call was settled by the call's first lookup
+            # (a concurrent batch may have created the card this lookup found).
+            caller = {**caller, "known": state["caller_known"]}
         events, ringing = _apply(state, item.signal, client_e164, client_raw, ext_managers,
-                                 item.caller)
+                                 caller)
         state["updated_at"] = now
         touched[state["id"]] = state
         call = call_view(state)
@@ -86,7 +91,7 @@ def fold_signals(tx, items: list[Item], *, region: str, ext_managers: dict[str, 
             if event_type == ev.CALL_RINGING:
                 body = new_event(CallRingingSchema, call=call, extensions=ringing,
                                  managers=sorted({m for m in map(ext_managers.get, ringing) if m}),
-                                 caller=item.caller or unknown_caller(call))
+                                 caller=caller or unknown_caller(call))
             elif event_type == ev.RECORDING_FOUND:
                 body = new_event(RecordingFoundSchema, call=call,
                                  recording_ref=item.signal["recording_ref"])
@@ -144,9 +149,11 @@ def _locked_states(tx, items: list[Item], clients) -> dict[tuple[str, str], dict
             firsts[pair] = item.signal
             if _adopt_dialing(tx, item.signal, client_e164):
                 known.add(pair)
+    # Sorted: batches inserting the same new calls in different orders would deadlock.
     new = [{"id": new_id(), "provider": p, "call_key": k, "status": "ringing",
             "created_at": s.get("started_at") or s["at"], "legs": {}, "announced": [],
-            "updated_at": utcnow()} for (p, k), s in firsts.items() if (p, k) not in known]
+            "updated_at": utcnow()} for (p, k), s in sorted(firsts.items())
+           if (p, k) not in known]
     if new:
         insert_ignoring_conflicts(tx.conn, calls, new, ["provider", "call_key"])
     query = sa.select(calls).where(key.in_(pairs)).order_by(calls.c.id)

@@ -220,3 +220,15 @@ def test_a_batch_folds_its_calls_in_the_order_their_signals_came(db):
                        for r in conn.execute(sa.select(outbox).order_by(outbox.c.id))]
     assert (rows["A"].status, rows["A"].duration_s, rows["B"].outcome) == ("finished", 36, "missed")
     assert request_ids[0] == "req-a"
+
+
+def test_a_caller_new_at_the_calls_first_lookup_stays_unknown_in_its_popups(db):
+    """The IVR leg's lookup created the card; the extension's lookup, racing it, found the card
+    and took it for known: the popup still says "unknown number"."""
+    new = {"contact_id": "c1", "known": False, "name": None, "company": None, "manager": None,
+           "number": "+79161234567", "open_deals": [], "last_interactions": []}
+    fold(db, signal("ringing", 0), caller=new)
+    fold(db, signal("ringing", 5, extension="101", leg_id="L2", sequence=1),
+         caller={**new, "known": True})
+    [popup] = [p for e, p in published(db) if e == "call_ringing"]
+    assert popup["caller"]["known"] is False
