@@ -252,3 +252,6 @@ class IdentifyCallerSchema(Contract):
     line = mf.String(allow_none=True, load_default=None, metadata={
         "description": "Kept as the new card's source form: lead rules can tell lines apart"})
     call_id = mf.String(allow_none=True, load_default=None)
+    summary = mf.Boolean(load_default=True, metadata={
+        "description": "false: only contact_id and known (linking a call to its card), "
+                       "without name, manager and last interactions"})

@@ -49,6 +49,9 @@ def identify_caller(tx, request: dict, region: str) -> dict:
         known = not created
     else:
         return caller
+    caller.update(contact_id=contact_id, known=known)
+    if not request.get("summary", True):
+        return caller
     contact = load_contact(tx.conn, contact_id)
     caller.update(contact_id=contact["id"], known=known, name=contact["name"],
                   company=contact["company"], manager=contact["manager"],

@@ -102,7 +102,10 @@ def caller_need(signal: dict, row) -> str | None:
             and (row is None or (STATUS_RANK[row.status] <= STATUS_RANK["ringing"]
                                  and ext not in (row.announced or [])))):
         return "popup"
-    return None if row is not None and row.contact_id else "link"
+    # A call is linked to its card when first seen: its ringing, or its end if that came first.
+    if signal["kind"] not in ("ringing", "finished") or (row is not None and row.contact_id):
+        return None
+    return "link"
 
 
 def find_call(conn, provider: str, call_key: str):

@@ -86,28 +86,26 @@ class TelephonyService:
         the fold needs it (see ``logic.caller_need``), one contacts call per number and one
         deals call per card, all in flight at once."""
         needs = [logic.caller_need(signal, row) for signal, row in pairs]
+        numbers = [signal.get("client_number") or (row.client_number_raw if row else None)
+                   for signal, row in pairs]
+        ringing = {number for number, need in zip(numbers, needs) if need == "popup"}
         create = self._settings.get("create_cards", True) is not False
         asked: dict[str, object] = {}
-        for (signal, row), need in zip(pairs, needs):
-            number = signal.get("client_number") or (row.client_number_raw if row else None)
+        for (signal, row), number, need in zip(pairs, numbers, needs):
             if need and number not in asked:
                 asked[number] = self.contacts.identify_caller.call_async({
                     "number": number, "create": create, "provider": signal["provider"],
-                    "line": signal.get("line"), "call_id": row.id if row else None})
+                    "line": signal.get("line"), "call_id": row.id if row else None,
+                    "summary": number in ringing})
         cards = {number: instance(schemas.CallerSchema).load(reply.result())
                  for number, reply in asked.items()}
-        popups = {cards[signal.get("client_number") or row.client_number_raw]["contact_id"]
-                  for (signal, row), need in zip(pairs, needs) if need == "popup"} - {None}
-        deals = self._open_deals(popups)
+        deals = self._open_deals({cards[number]["contact_id"] for number in ringing} - {None})
         callers = []
-        for (signal, row), need in zip(pairs, needs):
-            if not need:
-                callers.append(None)
-                continue
-            caller = dict(cards[signal.get("client_number") or row.client_number_raw])
+        for (signal, row), number, need in zip(pairs, numbers, needs):
+            caller = dict(cards[number]) if need else None
             if need == "popup":
                 caller["open_deals"] = deals.get(caller["contact_id"], [])
-            if row is not None and row.caller_known is not None:
+            if caller is not None and row is not None and row.caller_known is not None:
                 caller["known"] = row.caller_known
             callers.append(caller)
         return callers

@@ -255,7 +255,7 @@ EXTENSION = {"extension": "101", "manager": "olga", "provider": "mango"}
 RPC_PAYLOADS.update({
     ("contacts.identify_caller", "request"): {"number": "79161234567", "create": True,
                                               "provider": "mango", "line": "74951234567",
-                                              "call_id": "k-3b1f2c"},
+                                              "call_id": "k-3b1f2c", "summary": True},
     ("contacts.identify_caller", "response"): dumped(calls.CallerSchema, {**CALLER,
                                                                           "open_deals": []}),
     ("telephony.place_call", "request"): {"contact_id": "c-5f2d1e0a9b", "number": None,

@@ -117,3 +117,12 @@ def test_a_missed_call_of_a_merged_card_lands_on_the_surviving_card(db):
             ev.CALL_MISSED, contact_id, outcome="missed", duration_s=0, answered_at=None))
     [entry] = entries(db, target["id"])
     assert entry["title"] == "Incoming call: missed"
+
+
+def test_linking_a_call_to_its_card_skips_the_summary(db):
+    with db.transaction() as tx:
+        card = logic.create_contact(tx, {"name": "Анна", "phones": ["+7 916 123-45-67"]})
+        linked = calls.identify_caller(tx, {"number": "79161234567", "create": True,
+                                            "provider": "mango", "summary": False}, "RU")
+    assert (linked["contact_id"], linked["known"], linked["name"]) == (card["id"], True, None)
+    assert identify(db, "79161234567")["name"] == "Анна"  # the popup's lookup has it
