@@ -55,10 +55,11 @@ class TelephonyService:
         return self.config.get("TELEPHONY") or {}
 
     # -- signals from the PBX connectors ---------------------------------------------------------
-    # A batch per worker: one transaction folds the batch's signals in the order they came (a
-    # call's signals arrive in order, and folding them in order keeps a ringing popup from being
-    # overtaken by its answer); the cards of the batch's callers are asked for at once. A worker
-    # and a transaction per signal held a whole mesh to about 120 signals/s on this machine.
+    # A batch per worker: one transaction folds the batch's signals in the order they came; the
+    # cards of the batch's callers are asked for at once. Two batches run at a time, so under a
+    # backlog a call's answer may be folded before its ringing: the popup of a call answered
+    # meanwhile is rightly not shown. A worker and a transaction per signal held a whole mesh
+    # to about 120 signals/s on this machine.
     @batch_handler("gateway", ev.CALL_SIGNAL, max_batch=100, max_inflight=2)
     def on_call_signals(self, deliveries):
         schema = instance(schemas.CallSignalSchema)
