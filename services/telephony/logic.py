@@ -102,8 +102,11 @@ def caller_need(signal: dict, row) -> str | None:
             and (row is None or (STATUS_RANK[row.status] <= STATUS_RANK["ringing"]
                                  and ext not in (row.announced or [])))):
         return "popup"
-    # A call is linked to its card when first seen: its ringing, or its end if that came first.
+    # A call is linked to its card when first seen: its ringing, or its end if that came first;
+    # a call still at the IVR is linked by the popup of the extension it reaches (or its end).
     if signal["kind"] not in ("ringing", "finished") or (row is not None and row.contact_id):
+        return None
+    if signal["kind"] == "ringing" and not ext and direction != "outbound":
         return None
     return "link"
 

@@ -232,3 +232,20 @@ def test_a_caller_new_at_the_calls_first_lookup_stays_unknown_in_its_popups(db):
          caller={**new, "known": True})
     [popup] = [p for e, p in published(db) if e == "call_ringing"]
     assert popup["caller"]["known"] is False
+
+
+def test_the_card_is_looked_up_for_popups_and_when_a_call_is_first_seen():
+    class Row:
+        direction, client_number_raw, status, announced = "inbound", CLIENT, "ringing", ["101"]
+        contact_id = "c1"
+
+    need = logic.caller_need
+    assert need(signal("ringing", 1, extension="101"), None) == "popup"
+    assert need(signal("ringing", 1, extension="101"), Row()) is None  # its popup was shown
+    assert need(signal("ringing", 1, extension="102"), Row()) == "popup"
+    assert need(signal("ringing", 0), None) is None  # at the IVR: the extension's ringing links it
+    assert need(signal("ringing", 0, direction="outbound", extension="101"), None) == "link"
+    assert need(signal("finished", 9, outcome="missed"), None) == "link"
+    assert need(signal("answered", 5, extension="101"), None) is None
+    assert need(signal("ringing", 1, extension="101", direction="internal"), None) is None
+    assert need(signal("ringing", 1, extension="101", client_number=None), None) is None
