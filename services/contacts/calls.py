@@ -10,7 +10,7 @@ from crmhub.contracts.phones import normalize
 from crmhub.services.contacts.logic import (
     add_timeline_entry,
     find_ids_by_phones,
-    load_contact,
+    load_contacts,
     load_timeline,
     resolve_id,
     upsert_by_identity,
@@ -37,7 +37,8 @@ def identify_caller(tx, request: dict, region: str) -> dict:
         return caller
     ids = find_ids_by_phones(tx.conn, [phone.e164])
     if ids:
-        contact_id, known = resolve_id(tx.conn, ids[0]), True
+        # A phone belongs to a live card (a merge moves it): no merge chain to follow.
+        contact_id, known = ids[0], True
     elif request.get("create"):
         line = request.get("line")
         source = {"channel": "call", "connector": request.get("provider"),
@@ -52,7 +53,7 @@ def identify_caller(tx, request: dict, region: str) -> dict:
     caller.update(contact_id=contact_id, known=known)
     if not request.get("summary", True):
         return caller
-    contact = load_contact(tx.conn, contact_id)
+    [contact] = load_contacts(tx.conn, [contact_id])
     caller.update(contact_id=contact["id"], known=known, name=contact["name"],
                   company=contact["company"], manager=contact["manager"],
                   last_interactions=[

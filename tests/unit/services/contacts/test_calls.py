@@ -126,3 +126,12 @@ def test_linking_a_call_to_its_card_skips_the_summary(db):
                                             "provider": "mango", "summary": False}, "RU")
     assert (linked["contact_id"], linked["known"], linked["name"]) == (card["id"], True, None)
     assert identify(db, "79161234567")["name"] == "Анна"  # the popup's lookup has it
+
+
+def test_the_number_of_a_merged_card_identifies_the_card_it_was_merged_into(db):
+    first = identify(db, "79161234567")["contact_id"]
+    with db.transaction() as tx:
+        target = logic.create_contact(tx, {"name": "Анна", "emails": ["anna@example.com"]})
+        logic.merge_contacts(tx, first, target["id"])
+    caller = identify(db, "8 916 123 45 67")
+    assert (caller["contact_id"], caller["known"], caller["name"]) == (target["id"], True, "Анна")
