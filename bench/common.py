@@ -35,7 +35,8 @@ def percentile(values, pct: float) -> float:
 def summary_ms(values_s) -> dict:
     ms = [v * 1000 for v in values_s]
     return {"count": len(ms), "p50_ms": round(percentile(ms, 50), 2),
-            "p99_ms": round(percentile(ms, 99), 2), "max_ms": round(max(ms), 2) if ms else None,
+            "p95_ms": round(percentile(ms, 95), 2), "p99_ms": round(percentile(ms, 99), 2),
+            "max_ms": round(max(ms), 2) if ms else None,
             "mean_ms": round(statistics.fmean(ms), 2) if ms else None}
 
 

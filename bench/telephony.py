@@ -61,7 +61,6 @@ from bench.common import (
     database,
     free_port,
     hub_config,
-    percentile,
     summary_ms,
     vhost,
 )
@@ -80,14 +79,6 @@ _UNKNOWN = itertools.count()  # unknown callers of the popup phase, each number 
 # Each popup phase's samples, for a closer look from a script (not in the results):
 # (webhook sent, 200 received, popup shown, signal claimed or None, known, IVR first).
 SAMPLES: list[list[tuple]] = []
-
-
-def summary(values_s) -> dict:
-    result = summary_ms(values_s)
-    ms = [v * 1000 for v in values_s]
-    result["p95_ms"] = round(percentile(ms, 95), 2)
-    return {key: result[key] for key in ("count", "p50_ms", "p95_ms", "p99_ms", "max_ms",
-                                         "mean_ms")}
 
 
 def known_number(i: int) -> str:
@@ -434,16 +425,16 @@ def popups(hub_addr: tuple[str, int], streams: PopupStreams, managers: list[dict
     result = {
         "calls": len(expected), "managers": len(managers), "posting_s": round(posted_s, 1),
         "ringing_at_once": _concurrency(sorted(ringing_spans)),
-        "popup_after_http_200": {"all": summary(all_200),
-                                 "known_caller": summary(from_200["known"]),
-                                 "unknown_caller": summary(from_200["unknown"])},
+        "popup_after_http_200": {"all": summary_ms(all_200),
+                                 "known_caller": summary_ms(from_200["known"]),
+                                 "unknown_caller": summary_ms(from_200["unknown"])},
         "popup_after_request_sent": {
-            "all": summary(from_sent["known"] + from_sent["unknown"]),
-            "known_caller": summary(from_sent["known"]),
-            "unknown_caller": summary(from_sent["unknown"])},
+            "all": summary_ms(from_sent["known"] + from_sent["unknown"]),
+            "known_caller": summary_ms(from_sent["known"]),
+            "unknown_caller": summary_ms(from_sent["unknown"])},
         "breakdown": {
-            "http_200_to_signal_claimed": summary(to_claim),
-            "signal_claimed_to_popup": summary(claim_to_popup),
+            "http_200_to_signal_claimed": summary_ms(to_claim),
+            "signal_claimed_to_popup": summary_ms(claim_to_popup),
             "note": "claimed = the telephony inbox's handled_at of the ringing signal: after "
                     "the queue, the caller lookups (contacts.identify_caller, "
                     "deals.search_deals) and the call row's lock; then fold, commit, outbox "
@@ -811,8 +802,8 @@ def call_events(hub_addr, amqp_uri: str, engine, fake, cpu: CpuMeter, hubs, *, r
         "accepted_per_s_steady": round(len(in_steady) / (steady[1] - steady[0]), 1),
         "http_not_200": dict(Counter(s[4] for s in sends if s[4] != 200)),
         "client_retries": retries,
-        "webhook_http_latency": summary(http_latency),
-        "sender_lateness": summary([max(0.0, v) for v in lateness]),
+        "webhook_http_latency": summary_ms(http_latency),
+        "sender_lateness": summary_ms([max(0.0, v) for v in lateness]),
         "signals_handled_per_s_steady": round(len(in_load) / (steady[1] - steady[0]), 1),
         "signals_handled_per_s_overall": round(
             len(handled_mono) / max(1e-9, handled_mono[-1] - start_at), 1) if handled_mono else 0,
@@ -948,17 +939,17 @@ def click_to_call(hub_addr, fake, managers: list[dict], contacts: int, count: in
             "requests": len(mine), "http_not_201": dict(Counter(p["status"] for p in mine
                                                                 if p["status"] != 201)),
             "not_reaching_pbx": len(mine) - len(reached),
-            "request_to_pbx": summary([arrived[p["id"]] - p["sent"] for p in reached]),
-            "request_to_pbx_by_number": summary([arrived[p["id"]] - p["sent"] for p in reached
+            "request_to_pbx": summary_ms([arrived[p["id"]] - p["sent"] for p in reached]),
+            "request_to_pbx_by_number": summary_ms([arrived[p["id"]] - p["sent"] for p in reached
                                                  if not p["by_card"]]),
-            "request_to_pbx_by_card": summary([arrived[p["id"]] - p["sent"] for p in reached
+            "request_to_pbx_by_card": summary_ms([arrived[p["id"]] - p["sent"] for p in reached
                                                if p["by_card"]]),
-            "http_answer": summary([p["answered"] - p["sent"] for p in mine])}
+            "http_answer": summary_ms([p["answered"] - p["sent"] for p in mine])}
     result["concurrent"]["threads"] = concurrency
     result["concurrent"]["calls_per_s"] = round(result["concurrent"]["requests"] / concurrent_s, 1)
     every = [arrived[p["id"]] - p["sent"] for p in placed
              if p["phase"] != "warmup" and p["id"] in arrived]
-    result["request_to_pbx_all"] = summary(every)
+    result["request_to_pbx_all"] = summary_ms(every)
     result["meets_target"] = bool(every) and result["request_to_pbx_all"]["p99_ms"] <= 50
     return result
 

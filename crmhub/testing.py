@@ -6,7 +6,9 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -65,3 +67,45 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self._log.close()
+
+
+class LocalHttpServer(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 in a thread of its own, for the local servers that play a
+    vendor's cloud in tests, benchmarks and demos: ``start()``, then ``stop()``.
+
+    It accepts on its socket itself rather than through ``serve_forever``: socketserver binds
+    its selector class when imported, which in a test run may be before eventlet's monkey
+    patching, and a real poll would then block every green thread."""
+
+    daemon_threads = True
+    block_on_close = False
+    ACCEPT_POLL = 0.05  # seconds between looks at the stop flag
+
+    def __init__(self, handler, address=("127.0.0.1", 0)):
+        super().__init__(address, handler)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self):
+        self.socket.settimeout(self.ACCEPT_POLL)
+        self._thread = threading.Thread(target=self._accept, daemon=True,
+                                        name=f"{type(self).__name__}:{self.server_port}")
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, address = self.socket.accept()
+            except OSError:  # the poll interval passed, or a TLS handshake failed
+                continue
+            self.process_request(connection, address)  # a (green) thread per connection
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.server_close()
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that gave up (a timeout test) is no news

@@ -22,14 +22,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, quote, unquote
 
 from crmhub.plugins.mango import simulator
 from crmhub.plugins.mango.signing import sign_matches
+from crmhub.testing import LocalHttpServer
 
 API_PREFIX = "/vpbx/"
-ACCEPT_POLL = 0.05  # seconds between looks at the stop flag
 WRONG_PARAMETER = 3102  # a 31xx code: what the fake answers to a bad signature by default
 # An ID3 tag and MPEG frame headers padded to ~4 KB: enough to look like an mp3 to a sniffer.
 FAKE_MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + (b"\xff\xfb\x90\x64" + bytes(412)) * 10
@@ -58,35 +58,19 @@ class FakeMangoApi:
         self.delay = 0.0
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
 
     # Life cycle ----------------------------------------------------------------------------
     def start(self) -> FakeMangoApi:
-        self._server = _Server(self)
-        self._stopping.clear()
-        self._spawn(self._serve, self._server)
+        self._server = _Server(self).start()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
         if self._server is not None:
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-
-    def _serve(self, server: _Server) -> None:
-        """``serve_forever`` without it: socketserver binds its selector when imported, which
-        may be before eventlet's monkey patching (pytest imports it early); a real poll would
-        then block every green thread. Accepting on the socket itself works either way."""
-        server.socket.settimeout(ACCEPT_POLL)
-        while not self._stopping.is_set():
-            try:
-                connection, address = server.get_request()
-            except OSError:  # the poll interval passed
-                continue
-            server.process_request(connection, address)
 
     def __enter__(self) -> FakeMangoApi:
         return self.start()
@@ -156,15 +140,10 @@ class FakeMangoApi:
         thread.start()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LocalHttpServer):
     def __init__(self, fake: FakeMangoApi):
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.fake = fake
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client that gave up (a timeout test) is no news
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import hmac
 import json
-import socket
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from crmhub.plugins.zadarma.signing import authorization, php_query
+from crmhub.testing import LocalHttpServer
 
 CALLBACK = "/v1/request/callback/"
 RECORD_REQUEST = "/v1/pbx/record/request/"
@@ -52,46 +51,18 @@ class FakeZadarmaApi:
         self.calls: list[ApiCall] = []
         self.refusal: tuple[int, str] | None = None
         self.down = False
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LocalHttpServer | None = None
 
     # Life cycle ---------------------------------------------------------------------------
     def start(self) -> FakeZadarmaApi:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._accept_loop, name="fake-zadarma-api",
-                                        daemon=True)
-        self._thread.start()
+        self._server = LocalHttpServer(handler).start()
         return self
 
-    def _accept_loop(self) -> None:
-        """Accept connections, one handler thread each. Not ``serve_forever``: its selector
-        is bound when ``socketserver`` is imported, and under eventlet (the tests) one bound
-        before monkey-patching blocks the whole process; a plain ``accept`` is green."""
-        server = self._server
-        while not self._stopping.is_set():
-            try:
-                connection, address = server.socket.accept()
-            except OSError:
-                return
-            if self._stopping.is_set():
-                connection.close()
-                return
-            server.process_request(connection, address)
-
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._stopping.set()
-        try:  # wake the blocked accept
-            socket.create_connection(self._server.server_address[:2], timeout=1).close()
-        except OSError:
-            pass
-        self._thread.join(timeout=5)
-        self._server.server_close()
-        self._server = self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> FakeZadarmaApi:
         return self.start()

@@ -116,15 +116,3 @@ class ApiKeys(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.keys
-
-
-class RecordingFiles(DependencyProvider):
-    """The recording store the telephony service writes (RECORDINGS_DIR, shared by both)."""
-
-    def setup(self):
-        from crmhub.services.telephony.recordings import store_from_config
-
-        self.store = store_from_config(self.container.config)
-
-    def get_dependency(self, worker_ctx):
-        return self.store

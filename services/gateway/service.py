@@ -21,12 +21,13 @@ from crmhub.runtime.rpc import RpcProxy
 from crmhub.services.gateway.auth import authenticate, presented_key, require
 from crmhub.services.gateway.calls_api import CallsApi
 from crmhub.services.gateway.deals_api import DealsApi
-from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events, RecordingFiles
+from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
 from crmhub.services.gateway.http import http, json_body, json_response
 from crmhub.services.gateway.openapi import build_spec, operation
 from crmhub.services.gateway.popups import Popups
 from crmhub.services.gateway.ui import OperatorUi
 from crmhub.services.gateway.ui_deals import SalesUi
+from crmhub.services.telephony.dependencies import Recordings
 
 log = structlog.get_logger(__name__)
 WEBHOOK_METHODS = "GET,POST,PUT"
@@ -48,7 +49,7 @@ class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi):
     telephony = RpcProxy("telephony")
     connectors = Connectors()
     popups = Popups()
-    recordings = RecordingFiles()
+    recordings = Recordings()
     events = Events()
     api_keys = ApiKeys()
     log_ctx = LogContext()

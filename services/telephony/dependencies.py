@@ -86,7 +86,8 @@ class Pbx(DependencyProvider):
 
 
 class Recordings(DependencyProvider):
-    """The recording store (a local directory by default, see RECORDINGS_DIR)."""
+    """The recording store (a local directory by default, see RECORDINGS_DIR). The telephony
+    service writes it; the gateway, which streams the files, reads the same store."""
 
     def setup(self):
         self.store = recordings.store_from_config(self.container.config)

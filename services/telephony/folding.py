@@ -26,7 +26,6 @@ from crmhub.services.telephony.logic import (
     ADOPTION_WINDOW,
     STATUS_RANK,
     call_view,
-    unknown_caller,
 )
 from crmhub.services.telephony.models import calls
 
@@ -107,6 +106,13 @@ def fold_signals(tx, items: list[Item], *, region: str, ext_managers: dict[str, 
     return results
 
 
+def unknown_caller(call: dict) -> dict:
+    return {"contact_id": call.get("contact_id"), "known": False, "name": None,
+            "company": None, "manager": None,
+            "number": call.get("client_number") or call.get("client_number_raw"),
+            "open_deals": [], "last_interactions": []}
+
+
 # -- the batch's calls -------------------------------------------------------------------------
 
 def _client(signal: dict, region: str) -> tuple[str | None, str | None]:
@@ -135,31 +141,33 @@ def _adopt_dialing(tx, signal: dict, client_e164: str | None) -> bool:
         .values(call_key=signal["call_key"])).rowcount)
 
 
+def _lock_calls(tx, pairs):
+    query = sa.select(calls).where(sa.tuple_(calls.c.provider, calls.c.call_key).in_(pairs))
+    if is_postgres(tx.conn):
+        query = query.order_by(calls.c.id).with_for_update()  # in id order: no deadlock
+    return {(r.provider, r.call_key): dict(r._mapping) for r in tx.execute(query)}
+
+
 def _locked_states(tx, items: list[Item], clients) -> dict[tuple[str, str], dict]:
     """The batch's calls as mutable states, locked; the calls seen for the first time are
     created (or adopted from a click-to-call) first, race-safe against other batches."""
     pairs = list(dict.fromkeys((i.signal["provider"], i.signal["call_key"]) for i in items))
-    key = sa.tuple_(calls.c.provider, calls.c.call_key)
-    known = {(r.provider, r.call_key) for r in tx.execute(
-        sa.select(calls.c.provider, calls.c.call_key).where(key.in_(pairs)))}
+    states = _lock_calls(tx, pairs)
     firsts = {}
     for item, (client_e164, _) in zip(items, clients):
         pair = (item.signal["provider"], item.signal["call_key"])
-        if pair not in known and pair not in firsts:
-            firsts[pair] = item.signal
-            if _adopt_dialing(tx, item.signal, client_e164):
-                known.add(pair)
+        if pair not in states and pair not in firsts:
+            firsts[pair] = (item.signal, _adopt_dialing(tx, item.signal, client_e164))
     # Sorted: batches inserting the same new calls in different orders would deadlock.
     new = [{"id": new_id(), "provider": p, "call_key": k, "status": "ringing",
             "created_at": s.get("started_at") or s["at"], "legs": {}, "announced": [],
-            "updated_at": utcnow()} for (p, k), s in sorted(firsts.items())
-           if (p, k) not in known]
+            "updated_at": utcnow()} for (p, k), (s, adopted) in sorted(firsts.items())
+           if not adopted]
     if new:
         insert_ignoring_conflicts(tx.conn, calls, new, ["provider", "call_key"])
-    query = sa.select(calls).where(key.in_(pairs)).order_by(calls.c.id)
-    if is_postgres(tx.conn):
-        query = query.with_for_update()  # in id order: two batches cannot deadlock
-    return {(r.provider, r.call_key): dict(r._mapping) for r in tx.execute(query)}
+    if firsts:
+        states.update(_lock_calls(tx, list(firsts)))
+    return states
 
 
 # -- one signal --------------------------------------------------------------------------------

@@ -1,11 +1,5 @@
-"""The call log: signals folded into calls, extensions, click-to-call records.
-
-Vendor events arrive duplicated and out of order. A call only moves forwards
-(dialing → ringing → answered → finished); a signal older than one already seen for the same
-leg (by the vendor's sequence) is stale; a finished call takes no more state changes, except
-that the vendor's own summary or CDR (``final``) corrects its times and outcome once. Each
-transition publishes its event exactly once: call_ringing (once per extension), call_answered,
-then call_finished (answered calls) or call_missed (every other outcome).
+"""The call log: reading calls, extensions, recordings, click-to-call records (signals are
+folded into calls in folding.py).
 """
 from __future__ import annotations
 
@@ -111,11 +105,6 @@ def caller_need(signal: dict, row) -> str | None:
     return "link"
 
 
-def find_call(conn, provider: str, call_key: str):
-    return conn.execute(sa.select(calls).where(
-        calls.c.provider == provider, calls.c.call_key == call_key)).first()
-
-
 def search_calls(conn, contact_id=None, manager=None, status=None, outcome=None, limit=50,
                  offset=0) -> dict:
     where = [column == value for column, value in (
@@ -160,21 +149,14 @@ def managers_of(conn, exts) -> dict[str, str]:
         .where(extensions.c.extension.in_(exts)))}
 
 
-def extension_of(conn, manager: str) -> dict | None:
-    row = conn.execute(sa.select(extensions).where(extensions.c.manager == manager)
-                       .order_by(extensions.c.extension)).first()
-    return None if row is None else {"extension": row.extension, "provider": row.provider}
-
-
-# -- folding signals ---------------------------------------------------------------------------
-
-# -- folding (see folding.py) ------------------------------------------------------------------
-
-def unknown_caller(call: dict) -> dict:
-    return {"contact_id": call.get("contact_id"), "known": False, "name": None,
-            "company": None, "manager": None,
-            "number": call.get("client_number") or call.get("client_number_raw"),
-            "open_deals": [], "last_interactions": []}
+def seat(conn, *, extension: str | None = None, manager: str | None = None) -> dict | None:
+    """An extension with its manager and provider: this extension, or the manager's first."""
+    query = sa.select(extensions).order_by(extensions.c.extension).limit(1)
+    query = (query.where(extensions.c.extension == extension) if extension is not None
+             else query.where(extensions.c.manager == manager))
+    row = conn.execute(query).first()
+    return None if row is None else {"extension": row.extension, "manager": row.manager,
+                                     "provider": row.provider}
 
 
 # -- recordings --------------------------------------------------------------------------------

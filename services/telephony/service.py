@@ -184,12 +184,11 @@ class TelephonyService:
     def _extension(self, conn, request: dict, actor: str | None) -> tuple[str, str | None, str]:
         """(extension, its provider, its manager) for a click-to-call."""
         if request["extension"]:
-            owner = logic.managers_of(conn, [request["extension"]]).get(request["extension"])
-            mapped = logic.extension_of(conn, owner) if owner else None
-            return (request["extension"], (mapped or {}).get("provider"),
-                    owner or request["manager"] or actor)
+            seated = logic.seat(conn, extension=request["extension"]) or {}
+            return (request["extension"], seated.get("provider"),
+                    seated.get("manager") or request["manager"] or actor)
         manager = request["manager"] or actor
-        mapped = logic.extension_of(conn, manager) if manager else None
+        mapped = logic.seat(conn, manager=manager) if manager else None
         if mapped is None:
             who = f"manager {manager!r} has" if request["manager"] else "you have"
             raise InvalidInput(f"extension: {who} no extension; give one, or map it with "

@@ -44,7 +44,7 @@ def publish_recording(amqp_uri, entry_id="E-1"):
 def the_call(config, entry_id="E-1") -> dict:
     db = ServiceDatabase(make_engine(config, "telephony"), metadata, "telephony")
     with db.connect() as conn:
-        return logic.call_view(logic.find_call(conn, "mango", entry_id))
+        return logic.call_view(logic.find_calls(conn, [("mango", entry_id)])["mango", entry_id])
 
 
 def test_an_unreachable_recording_is_retried_parked_with_the_call_kept_then_replayed(

@@ -5,9 +5,8 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +22,7 @@ from crmhub.services.telephony.fetch import (
     host_allowed,
 )
 from crmhub.services.telephony.recordings import LocalDirectoryStore
+from crmhub.testing import LocalHttpServer
 
 AUDIO = os.urandom(150_000)
 LOCAL = {"allow_private": True}  # the test server is on loopback; allow_http follows
@@ -120,41 +120,14 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def handle_error(self, request, client_address):
-        pass
-
-    def serve_until(self, stopping: threading.Event):
-        """Our own accept loop: ``serve_forever`` waits in the selector class socketserver
-        bound at import, which may predate eventlet's monkey-patching and then blocks the hub."""
-        self.socket.settimeout(0.05)
-        while not stopping.is_set():
-            try:
-                request, address = self.socket.accept()
-            except OSError:  # the poll timeout, or a TLS handshake the client refused
-                continue
-            self.process_request(request, address)  # a (green) thread per connection
-
-
 def running_server(tls: ssl.SSLContext | None = None):
     """A started server and the function that stops it."""
-    server = QuietServer(("127.0.0.1", 0), Recorder)
+    server = LocalHttpServer(Recorder)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.seen = []
-    stopping = threading.Event()
-    thread = threading.Thread(target=server.serve_until, args=(stopping,))
-    thread.start()
-
-    def stop():
-        stopping.set()
-        thread.join(5)
-        server.server_close()
-
-    return server, stop
+    server.start()
+    return server, server.stop
 
 
 @pytest.fixture(scope="module")

@@ -164,10 +164,16 @@ def test_extensions_map_to_managers(db):
         logic.put_extension(tx, "101", {"manager": "olga", "provider": "mango"})
         logic.put_extension(tx, "101", {"manager": "pavel", "provider": "mango"})
         logic.put_extension(tx, "205", {"manager": "olga", "provider": None})
+        logic.put_extension(tx, "100", {"manager": "pavel", "provider": "asterisk"})
     with db.connect() as conn:
         assert logic.managers_of(conn, ["101", "205", "999"]) == {"101": "pavel", "205": "olga"}
-        assert logic.extension_of(conn, "olga") == {"extension": "205", "provider": None}
-        assert [e["extension"] for e in logic.list_extensions(conn)] == ["101", "205"]
+        assert logic.seat(conn, manager="olga") == {"extension": "205", "manager": "olga",
+                                                    "provider": None}
+        # An extension's own provider, not its manager's first extension's.
+        assert logic.seat(conn, extension="101") == {"extension": "101", "manager": "pavel",
+                                                     "provider": "mango"}
+        assert logic.seat(conn, extension="999") is None
+        assert [e["extension"] for e in logic.list_extensions(conn)] == ["100", "101", "205"]
 
 
 def test_signals_of_a_new_call_arriving_at_once_make_one_call(db):
