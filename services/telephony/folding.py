@@ -141,33 +141,36 @@ def _adopt_dialing(tx, signal: dict, client_e164: str | None) -> bool:
         .values(call_key=signal["call_key"])).rowcount)
 
 
-def _lock_calls(tx, pairs):
-    query = sa.select(calls).where(sa.tuple_(calls.c.provider, calls.c.call_key).in_(pairs))
-    if is_postgres(tx.conn):
-        query = query.order_by(calls.c.id).with_for_update()  # in id order: no deadlock
-    return {(r.provider, r.call_key): dict(r._mapping) for r in tx.execute(query)}
-
-
 def _locked_states(tx, items: list[Item], clients) -> dict[tuple[str, str], dict]:
     """The batch's calls as mutable states, locked; the calls seen for the first time are
-    created (or adopted from a click-to-call) first, race-safe against other batches."""
+    created (or adopted from a click-to-call) first, race-safe against other batches.
+
+    Creating before locking, and locking every call in one statement in id order, is what
+    keeps two batches from deadlocking: a batch holds no call's lock while it waits on a new
+    call another batch is inserting (locking the known calls first cost a deadlock a second
+    under load)."""
     pairs = list(dict.fromkeys((i.signal["provider"], i.signal["call_key"]) for i in items))
-    states = _lock_calls(tx, pairs)
+    key = sa.tuple_(calls.c.provider, calls.c.call_key)
+    known = {(r.provider, r.call_key) for r in tx.execute(
+        sa.select(calls.c.provider, calls.c.call_key).where(key.in_(pairs)))}
     firsts = {}
     for item, (client_e164, _) in zip(items, clients):
         pair = (item.signal["provider"], item.signal["call_key"])
-        if pair not in states and pair not in firsts:
-            firsts[pair] = (item.signal, _adopt_dialing(tx, item.signal, client_e164))
+        if pair not in known and pair not in firsts:
+            firsts[pair] = item.signal
+            if _adopt_dialing(tx, item.signal, client_e164):
+                known.add(pair)
     # Sorted: batches inserting the same new calls in different orders would deadlock.
     new = [{"id": new_id(), "provider": p, "call_key": k, "status": "ringing",
             "created_at": s.get("started_at") or s["at"], "legs": {}, "announced": [],
-            "updated_at": utcnow()} for (p, k), (s, adopted) in sorted(firsts.items())
-           if not adopted]
+            "updated_at": utcnow()} for (p, k), s in sorted(firsts.items())
+           if (p, k) not in known]
     if new:
         insert_ignoring_conflicts(tx.conn, calls, new, ["provider", "call_key"])
-    if firsts:
-        states.update(_lock_calls(tx, list(firsts)))
-    return states
+    query = sa.select(calls).where(key.in_(pairs)).order_by(calls.c.id)
+    if is_postgres(tx.conn):
+        query = query.with_for_update()
+    return {(r.provider, r.call_key): dict(r._mapping) for r in tx.execute(query)}
 
 
 # -- one signal --------------------------------------------------------------------------------
