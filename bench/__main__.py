@@ -6,6 +6,7 @@
                     [--calls N] [--managers N] [--call-rate N] [--call-compression X]
                     [--duplicates F] [--clicks N] [--click-concurrency N]
                     [--telephony-layout all|G,T,C+D] [--load-workers N]
+                    [catalog] [--offers N] [--import-workers N]
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import deals, ingest, lookup, telephony
+from bench import catalog, deals, ingest, lookup, telephony
 from bench.common import RESULTS
 
-SUITES = {"ingest": ingest, "lookup": lookup, "deals": deals, "telephony": telephony}
+SUITES = {"ingest": ingest, "lookup": lookup, "deals": deals, "telephony": telephony,
+          "catalog": catalog}
 
 
 def main():
@@ -54,6 +56,10 @@ def main():
     parser.add_argument("--telephony-layout", default="all",
                         help="telephony: hub processes, 'all' in one or e.g. "
                              "gateway,telephony,contacts+deals")
+    parser.add_argument("--offers", type=int, default=1_000_000,
+                        help="catalog: offers of the generated 1C exchange")
+    parser.add_argument("--import-workers", type=int, default=None,
+                        help="catalog: parsing processes (default: cores)")
     parser.add_argument("--load-workers", type=int, default=4,
                         help="telephony: load generator processes of the call-events phase")
     args = parser.parse_args()
@@ -84,6 +90,9 @@ def main():
                 clicks=args.clicks, click_concurrency=args.click_concurrency,
                 layout=args.telephony_layout, load_workers=args.load_workers)
             print(json.dumps({"telephony": results["telephony"]}, indent=2), flush=True)
+        if "catalog" in chosen:
+            results["catalog"] = catalog.run(workdir, offers=args.offers, workers=args.import_workers)
+            print(json.dumps({"catalog": results["catalog"]}, indent=2), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))

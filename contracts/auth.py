@@ -18,6 +18,9 @@ PERMISSIONS = {
     "calls:supervise": {"admin", "manager"},
     # Extensions and their managers.
     "telephony:configure": {"admin"},
+    # The catalog from 1C: products with prices and stock; the imports' state.
+    "catalog:read": {"admin", "manager", "operator", "integrator"},
+    "catalog:imports": {"admin", "integrator"},
 }
 ROLES = {"admin", "manager", "operator", "integrator"}
 

@@ -16,6 +16,13 @@ class Contract(Schema):
     class Meta:
         unknown = RAISE
 
+    def get_attribute(self, obj, attr, default):
+        # A dict without a key named like a dict method ("items") would hand that method to
+        # the field.
+        if isinstance(obj, dict):
+            return obj.get(attr, default)
+        return super().get_attribute(obj, attr, default)
+
 
 class EventSchema(Contract):
     """Fields every event carries. Consumers dedupe on ``event_id``."""

@@ -98,6 +98,22 @@ class ContactPageSchema(Contract):
     offset = fields.Integer(required=True)
 
 
+class ContactIdsSchema(Contract):
+    ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                      validate=validate.Length(max=5000), metadata={
+                          "description": "Card ids; a merged id resolves to the surviving card"})
+
+
+class ContactListSchema(Contract):
+    items = fields.List(fields.Nested(ContactSchema), required=True, metadata={
+        "description": "The cards (without timeline), each once, in the order first asked"})
+    resolved = fields.Dict(keys=fields.String(), values=fields.String(), required=True, metadata={
+        "description": "Each id asked for that is a card: the id of the card holding it now "
+                       "(itself, or the card it was merged into)"})
+    missing = fields.List(fields.String(), required=True, metadata={
+        "description": "Ids that are no card"})
+
+
 class ContactCreatedSchema(EventSchema):
     contact = fields.Nested(ContactSchema, required=True)
     cause = fields.String(allow_none=True, metadata={"description": "Event or request that created it"})

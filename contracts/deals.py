@@ -65,6 +65,10 @@ class StageInputSchema(Contract):
                            metadata={"description": "What must be obtained to move on"})
     key_steps = fields.List(fields.String(validate=validate.Length(min=1, max=1000)),
                             load_default=list, metadata={"description": "Who does what"})
+    on_goods_arrival = fields.String(allow_none=True, load_default=None, validate=KEY, metadata={
+        "description": "A stage that waits for goods: the key of the stage of the same pipeline "
+                       "an open deal moves to when a product of its lines arrives in stock "
+                       "(stock_changed from the catalog); null: the stage waits for nothing"})
 
 
 class StageSchema(StageInputSchema):
@@ -139,6 +143,9 @@ class ManagerListSchema(Contract):
 
 class ProductLineSchema(Contract):
     sku = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    product_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200),
+                               metadata={"description": "The catalog offer (1C id) this line "
+                                                        "sells; set by the product picker"})
     name = fields.String(allow_none=True, validate=validate.Length(max=300))
     quantity = DecimalString(places=3, required=True, validate=[
         validate.Range(min=0, min_inclusive=False, error="must be positive"),
@@ -184,6 +191,17 @@ class MoveSchema(Contract):
                        "the last move committed wins (every move stays in the history)"})
 
 
+class ErpStateSchema(Contract):
+    """What 1C last said of a deal's order (its own number, status and flags)."""
+    number = fields.String(allow_none=True, metadata={"description": "1C's document number"})
+    status = fields.String(allow_none=True, metadata={"description": "Order status in 1C"})
+    paid = fields.Boolean(allow_none=True, metadata={"description": "null: 1C did not say"})
+    shipped = fields.Boolean(allow_none=True)
+    cancelled = fields.Boolean(allow_none=True)
+    updated_at = fields.AwareDateTime(required=True, metadata={
+        "description": "When this changed last"})
+
+
 class DealSchema(Contract):
     id = fields.String(required=True)
     title = fields.String(required=True)
@@ -208,6 +226,9 @@ class DealSchema(Contract):
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
     closed_at = fields.AwareDateTime(allow_none=True)
+    erp = fields.Nested(ErpStateSchema, allow_none=True, metadata={
+        "description": "The order as 1C last reported it (type=sale exchange), null if 1C "
+                       "said nothing of it; optional, added within version 1"})
 
 
 class StageChangeSchema(Contract):
@@ -361,6 +382,105 @@ class LeadRuleListSchema(Contract):
     items = fields.List(fields.Nested(LeadRuleSchema), required=True)
 
 
+# -- orders to and from 1C (CommerceML 2, type=sale) ------------------------------------------
+
+class ErpOrdersQuerySchema(Contract):
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000),
+                           metadata={"description": "At most this many orders, least recently "
+                                                    "changed first"})
+
+
+class ErpClientSchema(Contract):
+    id = fields.String(required=True, metadata={"description": "The client card"})
+    name = fields.String(allow_none=True, metadata={
+        "description": "The client's name, else company, else the deal's copy of it"})
+    phones = fields.List(fields.String(), load_default=list, metadata={
+        "description": "E.164 where known, else as typed"})
+    emails = fields.List(fields.String(), load_default=list)
+
+
+class ErpOrderLineSchema(Contract):
+    product_id = fields.String(allow_none=True, metadata={
+        "description": "The catalog offer (1C id), null for a line typed by hand"})
+    sku = fields.String(required=True)
+    name = fields.String(allow_none=True)
+    quantity = DecimalString(places=3, required=True)
+    price = money(required=True, description="Price of one unit")
+
+
+class ErpOrderSchema(Contract):
+    """One open deal as an order for 1C: the shape ``crmhub.plugins.onec.orders.orders_document``
+    takes (once loaded: datetimes and decimals), plus the ``version`` it was made from."""
+    id = fields.String(required=True, metadata={"description": "The deal id (Документ/Ид)"})
+    number = fields.String(required=True, metadata={
+        "description": "Short stable number shown in 1C, e.g. CRM-1042"})
+    created_at = fields.AwareDateTime(required=True, metadata={
+        "description": "In the shop's time zone (ERP.time_zone): 1C reads the wall time"})
+    currency = fields.String(required=True)
+    amount = money(allow_none=True, description="The deal's amount; null: the sum of the lines")
+    comment = fields.String(allow_none=True, metadata={"description": "The deal's title"})
+    status = fields.String(allow_none=True, metadata={"description": "The deal's stage name"})
+    status_changed_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "When the deal entered its stage"})
+    manager = fields.String(allow_none=True, metadata={
+        "description": "The responsible manager's name (or id)"})
+    client = fields.Nested(ErpClientSchema, required=True)
+    lines = fields.List(fields.Nested(ErpOrderLineSchema), required=True)
+    version = fields.Integer(required=True, metadata={
+        "description": "The deal version this order shows: pass it back to mark_orders_exported"})
+
+
+class ErpOrderPageSchema(Contract):
+    items = fields.List(fields.Nested(ErpOrderSchema), required=True)
+
+
+class ErpExportedItemSchema(Contract):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class ErpExportedSchema(Contract):
+    """The orders 1C confirmed (``mode=success``), each with the version it was sent at."""
+    items = fields.List(fields.Nested(ErpExportedItemSchema), required=True,
+                        validate=validate.Length(max=10000))
+
+
+class ErpExportResultSchema(Contract):
+    marked = fields.Integer(required=True, metadata={"description": "Orders marked as exported"})
+    stale = fields.List(fields.String(), required=True, metadata={
+        "description": "Ids not marked: the deal changed since (it goes out again) or is unknown"})
+
+
+class ErpOrderChangeSchema(Contract):
+    """``dataclasses.asdict`` of ``crmhub.plugins.onec.orders.OrderChange``: one order as 1C
+    reports it."""
+    order_id = fields.String(allow_none=True, metadata={
+        "description": "Our deal id for an order we sent; a 1C id for 1C's own orders"})
+    number = fields.String(allow_none=True)
+    erp_number = fields.String(allow_none=True, metadata={"description": "1C's own number"})
+    operation = fields.String(allow_none=True)
+    status = fields.String(allow_none=True)
+    status_id = fields.String(allow_none=True)
+    paid = fields.Boolean(allow_none=True)
+    shipped = fields.Boolean(allow_none=True)
+    cancelled = fields.Boolean(allow_none=True)
+    posted = fields.Boolean(allow_none=True)
+    deleted = fields.Boolean(load_default=False)
+    amount = fields.String(allow_none=True, metadata={"description": "Decimal, as a string"})
+    requisites = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+
+class ErpOrderChangesSchema(Contract):
+    changes = fields.List(fields.Nested(ErpOrderChangeSchema), required=True)
+
+
+class ErpChangesAppliedSchema(Contract):
+    applied = fields.Integer(required=True, metadata={
+        "description": "Changes of known deals (whether or not they changed anything)"})
+    unknown = fields.List(fields.String(), required=True, metadata={
+        "description": "Order ids that are no deal (orders made in 1C): skipped"})
+
+
 # -- events -----------------------------------------------------------------------------------
 
 class DealCreatedSchema(EventSchema):
@@ -393,3 +513,24 @@ class TaskEventSchema(EventSchema):
 
 class TaskUpdatedSchema(TaskEventSchema):
     changed = fields.List(fields.String(), load_default=list)
+
+
+class GoodsArrivedItemSchema(Contract):
+    offer_id = fields.String(required=True, metadata={
+        "description": "The catalog offer that arrived: '<product>' or '<product>#<characteristic>'"})
+    product_id = fields.String(required=True, metadata={"description": "Its product (1C id)"})
+    name = fields.String(required=True, metadata={"description": "The deal line's name, or its SKU"})
+    warehouse_id = fields.String(required=True, metadata={
+        "description": "Empty when 1C sent only a total"})
+    quantity = fields.String(required=True, metadata={
+        "description": "In stock now, decimal as a string (as the catalog reported it)"})
+
+
+class GoodsArrivedSchema(EventSchema):
+    """A product a deal waits for arrived in stock: the deal moved on."""
+
+    deal = fields.Nested(DealSchema, required=True, metadata={"description": "After the move"})
+    items = fields.List(fields.Nested(GoodsArrivedItemSchema), required=True,
+                        validate=validate.Length(min=1))
+    import_id = fields.String(required=True, metadata={
+        "description": "The catalog import that saw the goods come in"})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crmhub.contracts import calls, contacts, deals, forms
+from crmhub.contracts import calls, catalog, contacts, deals, forms
 from crmhub.contracts.base import EventSchema
 
 FORM_SUBMITTED = "form_submitted"
@@ -24,6 +24,7 @@ TASK_CREATED = "task_created"
 TASK_UPDATED = "task_updated"
 TASK_COMPLETED = "task_completed"
 TASK_DUE = "task_due"
+GOODS_ARRIVED = "goods_arrived"
 CALL_SIGNAL = "call_signal"
 CALL_RINGING = "call_ringing"
 CALL_ANSWERED = "call_answered"
@@ -31,6 +32,9 @@ CALL_FINISHED = "call_finished"
 CALL_MISSED = "call_missed"
 RECORDING_FOUND = "recording_found"
 RECORDING_READY = "recording_ready"
+STOCK_CHANGED = "stock_changed"
+PRICE_CHANGED = "price_changed"
+CATALOG_IMPORTED = "catalog_imported"
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ CATALOG: dict[str, EventSpec] = {spec.name: spec for spec in (
               "A task was marked done."),
     EventSpec(TASK_DUE, "deals", deals.TaskEventSchema, 1,
               "A task fell due: the reminder for its manager (published once per due time)."),
+    EventSpec(GOODS_ARRIVED, "deals", deals.GoodsArrivedSchema, 1,
+              "Goods a deal waited for arrived in stock (stock_changed from the catalog): the "
+              "deal moved to its stage's on_goods_arrival stage, its manager got a task."),
     EventSpec(CALL_SIGNAL, "gateway", calls.CallSignalSchema, 1,
               "A PBX reported a change of a call (Mango, Zadarma, Asterisk connectors); the "
               "telephony service folds the signals of one call into the call."),
@@ -89,6 +96,13 @@ CATALOG: dict[str, EventSpec] = {spec.name: spec for spec in (
               "a handler of its own, retried, then dead-lettered with the call kept)."),
     EventSpec(RECORDING_READY, "telephony", calls.CallEventSchema, 1,
               "A call's recording was fetched and stored; it can be played."),
+    EventSpec(STOCK_CHANGED, "catalog", catalog.StockChangedSchema, 1,
+              "An import from 1C changed stock rows (only those that changed, up to 1,000 per "
+              "event); ``arrived`` marks goods that came in (zero or none before)."),
+    EventSpec(PRICE_CHANGED, "catalog", catalog.PriceChangedSchema, 1,
+              "An import from 1C changed prices (only those that changed, up to 1,000 per event)."),
+    EventSpec(CATALOG_IMPORTED, "catalog", catalog.CatalogImportedSchema, 1,
+              "An exchange file from 1C was imported whole, or refused with nothing applied."),
 )}
 
 

@@ -31,6 +31,9 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
     RpcSpec("contacts", "identify_caller", calls.IdentifyCallerSchema, calls.CallerSchema,
             "The card of a calling number as the popup shows it; with create, an unknown "
             "number gets a new card whose source is the call."),
+    RpcSpec("contacts", "get_many", contacts.ContactIdsSchema, contacts.ContactListSchema,
+            "Many cards (without timeline) by id in one call; merged ids resolve to the "
+            "surviving card."),
     RpcSpec("deals", "list_pipelines", None, deals.PipelineListSchema,
             "Every pipeline with its stages and managers."),
     RpcSpec("deals", "get_pipeline", None, deals.PipelineSchema, "A pipeline by id."),
@@ -69,6 +72,16 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "The lead rules in force: from the config and from the API."),
     RpcSpec("deals", "put_lead_rule", deals.LeadRuleInputSchema, deals.LeadRuleSchema,
             "Create or replace the API lead rule of a connector (and form)."),
+    RpcSpec("deals", "orders_for_erp", deals.ErpOrdersQuerySchema, deals.ErpOrderPageSchema,
+            "Open deals with product lines changed since 1C last took them, as orders for the "
+            "1C exchange (type=sale, mode=query)."),
+    RpcSpec("deals", "mark_orders_exported", deals.ErpExportedSchema, deals.ErpExportResultSchema,
+            "1C confirmed the orders (mode=success): each is marked at the version sent; a deal "
+            "changed meanwhile goes out again."),
+    RpcSpec("deals", "apply_erp_order_changes", deals.ErpOrderChangesSchema,
+            deals.ErpChangesAppliedSchema,
+            "Order states uploaded by 1C: stored on the deals (erp), a mapped status moves the "
+            "deal; orders made in 1C are skipped."),
     RpcSpec("telephony", "place_call", calls.PlaceCallSchema, calls.CallSchema,
             "Click-to-call: the PBX rings the manager's extension, then the client; PbxRefused "
             "or PbxUnavailable with the PBX's reason."),

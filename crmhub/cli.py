@@ -145,6 +145,26 @@ def cmd_simulate(args):
                          f"keys in --config the hub's own?)")
 
 
+def cmd_import_1c(args):
+    """Each exchange file of DIR in 1C's order (import, offers, prices, rests), in an import
+    process of its own as the catalog service runs them, with a progress bar."""
+    from pathlib import Path
+
+    from crmhub.runtime.migrate import upgrade
+    from crmhub.services.catalog import progress
+
+    config = _config(args)
+    if args.workers:
+        config["IMPORT_WORKERS"] = args.workers
+    upgrade(config, "catalog")
+    files = progress.exchange_files(Path(args.dir))
+    if not files:
+        raise SystemExit(f"import-1c: no import*, offers*, prices* or rests*.xml in {args.dir}")
+    failed = progress.import_files(config, files, sys.stderr)
+    if failed:
+        raise SystemExit(f"import-1c: {failed} of {len(files)} files refused, nothing of them applied")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extension", action="append", help="extension(s) that ring (repeatable)")
     p.add_argument("--pause", type=float, default=0.5,
                    help="seconds between webhooks (a PBX leaves seconds between ring and answer)")
+    p = command("import-1c", cmd_import_1c, "import 1C exchange files (CommerceML) from a folder")
+    p.add_argument("dir", help="folder with import*.xml, offers*.xml, prices*.xml, rests*.xml")
+    p.add_argument("--workers", type=int, help="parsing processes for a big file (default: cores)")
     p = command("dlq", cmd_dlq, "list or replay dead-lettered messages")
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("--service", action="append")

@@ -7,6 +7,7 @@ SERVICES = {
     "contacts": "crmhub.services.contacts.service:ContactsService",
     "deals": "crmhub.services.deals.service:DealsService",
     "telephony": "crmhub.services.telephony.service:TelephonyService",
+    "catalog": "crmhub.services.catalog.service:CatalogService",
     "gateway": "crmhub.services.gateway.service:GatewayService",
 }
 

@@ -114,6 +114,32 @@ def load_contact(conn, contact_id: str) -> dict:
     return found[0]
 
 
+def load_many(conn, ids: list[str]) -> dict:
+    """Cards by id for a batch caller (``get_many``): each live card once, in the order first
+    asked, ``resolved`` (id asked -> the card holding it now: merges followed) and ``missing``.
+    Three queries for live ids, plus one per merge hop of merged ones."""
+    ids = list(dict.fromkeys(ids))
+    resolved: dict[str, str] = {}
+    pending = {i: i for i in ids}  # id asked -> id reached so far
+    for _ in range(MAX_MERGE_DEPTH):
+        if not pending:
+            break
+        rows = dict(conn.execute(sa.select(contacts.c.id, contacts.c.merged_into)
+                                 .where(contacts.c.id.in_(set(pending.values())))).all())
+        step = {}
+        for asked, current in pending.items():
+            if current not in rows:
+                continue  # no such card: missing
+            if rows[current] is None:
+                resolved[asked] = current
+            else:
+                step[asked] = rows[current]
+        pending = step
+    live = list(dict.fromkeys(resolved[i] for i in ids if i in resolved))
+    return {"items": load_contacts(conn, live), "resolved": resolved,
+            "missing": [i for i in ids if i not in resolved]}
+
+
 def load_timeline(conn, contact_id: str, limit: int = TIMELINE_LIMIT) -> list[dict]:
     rows = conn.execute(sa.select(timeline).where(timeline.c.contact_id == contact_id)
                         .order_by(timeline.c.occurred_at.desc(), timeline.c.id.desc())
@@ -583,6 +609,12 @@ def _form_entry_data(event) -> dict:
 
 def _sales_entry(kind: str, event: dict) -> tuple[str | None, str, dict]:
     """(contact id, title, data) of the timeline entry for a deals event."""
+    if kind == ev.GOODS_ARRIVED:
+        deal, items = event["deal"], event["items"]
+        names = ", ".join(dict.fromkeys(item["name"] for item in items))
+        return deal["contact_id"], f"Товар поступил на склад: {names}", {
+            "deal_id": deal["id"], "deal_title": deal["title"], "stage_name": deal["stage_name"],
+            "manager": deal["manager"], "import_id": event["import_id"], "items": items}
     if kind.startswith("task_"):
         task = event["task"]
         due = task["due_at"].astimezone(dt.timezone.utc)
@@ -612,7 +644,8 @@ def _sales_entry(kind: str, event: dict) -> tuple[str | None, str, dict]:
 
 def add_sales_entry(tx, kind: str, event: dict) -> dict | None:
     """A deals event (deal_created, deal_stage_changed, deal_won, deal_lost, task_created,
-    task_completed) as an entry on the client's card; a redelivered event adds nothing."""
+    task_completed, goods_arrived) as an entry on the client's card; a redelivered event adds
+    nothing."""
     contact_id, title, data = _sales_entry(kind, event)
     if contact_id is None:
         return None

@@ -39,6 +39,14 @@ class ContactsService:
             return instance(schemas.CardSchema).dump(logic.load_card(conn, str(contact_id)))
 
     @rpc(expected_exceptions=EXPECTED)
+    def get_many(self, ids):
+        """Many cards (without timeline) in one call: ``ids`` is a list (or ``{"ids": [...]}``)."""
+        request = load_input(schemas.ContactIdsSchema, {"ids": ids} if isinstance(ids, list) else ids)
+        with self.db.connect() as conn:
+            found = logic.load_many(conn, request["ids"])
+        return instance(schemas.ContactListSchema).dump(found)
+
+    @rpc(expected_exceptions=EXPECTED)
     def create(self, data, cause="api"):
         data = load_input(schemas.ContactInputSchema, data)
         with self.db.transaction() as tx:
@@ -109,6 +117,10 @@ class ContactsService:
     @reliable_handler("deals", ev.TASK_COMPLETED)
     def on_task_completed(self, payload):
         self._sales_entry(ev.TASK_COMPLETED, payload)
+
+    @reliable_handler("deals", ev.GOODS_ARRIVED)
+    def on_goods_arrived(self, payload):
+        self._sales_entry(ev.GOODS_ARRIVED, payload)
 
     # -- calls on the client's timeline: one entry per call, its recording added later ----
     # In batches, one transaction each: a call center's calls come by the hundred a second.

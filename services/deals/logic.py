@@ -67,6 +67,7 @@ def read_template(name: str) -> dict:
         raise NotFound(f"no pipeline template {name!r}; known: {', '.join(template_names())}")
     data = yaml.safe_load((TEMPLATES / f"{name}.yaml").read_text(encoding="utf-8"))
     data["stages"] = instance(StageInputSchema).load(data["stages"], many=True)
+    stage_keys(data["stages"])
     return data
 
 
@@ -99,10 +100,22 @@ def load_template(tx, name: str) -> tuple[dict, bool]:
 
 # -- pipelines ---------------------------------------------------------------------------------
 
-def _insert_pipeline(tx, pipeline_id, name, stage_list, template=None) -> bool:
+def stage_keys(stage_list) -> list[str]:
+    """The keys of a pipeline's stages (made from the position where not given), checked: each
+    key once, and each ``on_goods_arrival`` names another stage of the same pipeline."""
     keys = [s.get("key") or f"stage-{i + 1}" for i, s in enumerate(stage_list)]
     if len(set(keys)) < len(keys):
         raise _invalid("stages", "two stages have the same key")
+    for key, s in zip(keys, stage_list):
+        target = s.get("on_goods_arrival")
+        if target is not None and (target == key or target not in keys):
+            raise _invalid("stages", f"stage {key!r}: on_goods_arrival must name another stage "
+                                     f"of the pipeline, not {target!r}")
+    return keys
+
+
+def _insert_pipeline(tx, pipeline_id, name, stage_list, template=None) -> bool:
+    keys = stage_keys(stage_list)
     if stage_list[0]["kind"] != "open":
         raise _invalid("stages", "the first stage receives new deals: it must be open")
     inserted = insert_ignoring_conflicts(tx.conn, pipelines, [{
@@ -113,7 +126,8 @@ def _insert_pipeline(tx, pipeline_id, name, stage_list, template=None) -> bool:
     tx.execute(stages.insert(), [{
         "pipeline_id": pipeline_id, "key": key, "name": s["name"], "position": i,
         "kind": s["kind"], "task": s.get("task") or "", "result": s.get("result") or "",
-        "key_steps": list(s.get("key_steps") or [])} for i, (key, s) in enumerate(zip(keys, stage_list))])
+        "key_steps": list(s.get("key_steps") or []), "on_goods_arrival": s.get("on_goods_arrival")}
+        for i, (key, s) in enumerate(zip(keys, stage_list))])
     return True
 
 
@@ -135,7 +149,8 @@ def _load_pipelines(conn, ids=None) -> list[dict]:
                           .order_by(stages.c.position)):
         by_pipeline[s.pipeline_id].append({
             "id": s.id, "key": s.key, "name": s.name, "position": s.position, "kind": s.kind,
-            "task": s.task, "result": s.result, "key_steps": s.key_steps or []})
+            "task": s.task, "result": s.result, "key_steps": s.key_steps or [],
+            "on_goods_arrival": s.on_goods_arrival})
     team: dict[str, list] = {pid: [] for pid in wanted}
     for m in conn.execute(sa.select(pipeline_managers).where(pipeline_managers.c.pipeline_id
                                                              .in_(wanted))
@@ -248,7 +263,14 @@ def _deal(r, pipeline_name: str, stage_name: str) -> dict:
         "currency": r.currency, "source": r.source, "products": r.products or [],
         "close_reason": r.close_reason, "version": r.version,
         "created_at": as_utc(r.created_at), "updated_at": as_utc(r.updated_at),
-        "closed_at": as_utc(r.closed_at)}
+        "closed_at": as_utc(r.closed_at), "erp": erp_state(r.erp)}
+
+
+def erp_state(stored: dict | None) -> dict | None:
+    """The ``erp`` column (JSON, its time as ISO text) as the contract's ErpStateSchema."""
+    if not stored:
+        return None
+    return {**stored, "updated_at": dt.datetime.fromisoformat(stored["updated_at"])}
 
 
 def load_deal(conn, deal_id: str) -> dict:

@@ -28,6 +28,9 @@ stages = sa.Table(
     sa.Column("task", sa.Text, nullable=False),
     sa.Column("result", sa.Text, nullable=False),
     sa.Column("key_steps", sa.JSON, nullable=False),
+    # A stage that waits for goods: the key of the stage (same pipeline) its open deals move
+    # to when a product of their lines arrives in stock (stock_changed from the catalog).
+    sa.Column("on_goods_arrival", sa.String(64)),
     sa.UniqueConstraint("pipeline_id", "key", name="uq_stages_pipeline_key"),
 )
 
@@ -72,6 +75,10 @@ deals = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("closed_at", sa.DateTime(timezone=True)),
+    # The 1C exchange (type=sale): the version 1C last confirmed it took (null: never sent; a
+    # deal whose version differs goes out again), and what 1C last said of the order.
+    sa.Column("erp_exported_version", sa.Integer),
+    sa.Column("erp", sa.JSON),
     sa.Index("ix_deals_contact_pipeline", "contact_id", "pipeline_id", "status"),
     sa.Index("ix_deals_pipeline_stage", "pipeline_id", "stage_id"),
     sa.Index("ix_deals_manager", "manager"),

@@ -7,9 +7,11 @@ from crmhub.contracts import deals as schemas
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance, load_input
 from crmhub.contracts.calls import CallEventSchema
+from crmhub.contracts.catalog import StockChangedSchema
 from crmhub.contracts.contacts import (
     CardSchema,
     ContactCreatedSchema,
+    ContactListSchema,
     ContactsMergedSchema,
     ContactUpdatedSchema,
 )
@@ -19,7 +21,7 @@ from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.rpc import RpcProxy
 from crmhub.runtime.timer import DueTimerWakeup, due_timer
-from crmhub.services.deals import callbacks, logic
+from crmhub.services.deals import arrivals, callbacks, erp, logic
 from crmhub.services.deals.models import metadata
 
 EXPECTED = (CrmhubError,)
@@ -247,3 +249,51 @@ class DealsService:
                                                   self.config.get("TELEPHONY") or {})
         if task is not None:
             self.wake_reminders(task["due_at"])
+
+    # -- goods arrival: deals waiting for a product move on when it comes in stock ------------
+    @reliable_handler("catalog", ev.STOCK_CHANGED)
+    def on_stock_changed(self, payload):
+        """An import from 1C changed stock: the open deals waiting (a stage with
+        on_goods_arrival) for a product that arrived move on, their managers get a task to
+        tell the client, and goods_arrived is published; once per event and deal."""
+        event = instance(StockChangedSchema).load(payload)
+        if not any(item["arrived"] for item in event["items"]):
+            return  # most stock changes are sales: no transaction for them
+        with self.db.transaction() as tx:
+            created = arrivals.handle_stock_changed(tx, event, self.config.get("CATALOG") or {})
+        if created:
+            self.wake_reminders(min(task["due_at"] for task in created))
+
+    # -- orders exchanged with 1C (CommerceML 2, type=sale) -------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def orders_for_erp(self, limit=500):
+        """Open deals with product lines changed since 1C last took them, as orders (the shape
+        crmhub.plugins.onec.orders.orders_document takes once loaded with ErpOrderPageSchema),
+        each with the version to confirm through mark_orders_exported."""
+        params = load_input(schemas.ErpOrdersQuerySchema, {"limit": limit})
+        zone = erp.time_zone(self.config.get("ERP"))
+        with self.db.connect() as conn:
+            orders = erp.pending_orders(conn, params["limit"], zone)
+        contact_ids = list(dict.fromkeys(order["client"]["id"] for order in orders))
+        if contact_ids:  # phones and emails: one call to the contacts service for them all
+            erp.attach_clients(orders, instance(ContactListSchema).load(
+                self.contacts.get_many(contact_ids)))
+        return _dump(schemas.ErpOrderPageSchema, {"items": orders})
+
+    @rpc(expected_exceptions=EXPECTED)
+    def mark_orders_exported(self, items):
+        """1C confirmed the orders sent (``[{"id", "version"}]``, or ``{"items": [...]}``): each
+        deal still at that version is marked exported; one changed since goes out again."""
+        request = load_input(schemas.ErpExportedSchema,
+                             {"items": items} if isinstance(items, list) else items)
+        with self.db.transaction() as tx:
+            result = erp.mark_exported(tx, request["items"])
+        return _dump(schemas.ErpExportResultSchema, result)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def apply_erp_order_changes(self, request):
+        """Order states 1C uploaded (``{"changes": [asdict(OrderChange), ...]}``)."""
+        request = load_input(schemas.ErpOrderChangesSchema, request)
+        with self.db.transaction() as tx:
+            result = erp.apply_changes(tx, request["changes"], self.config.get("ERP") or {})
+        return _dump(schemas.ErpChangesAppliedSchema, result)

@@ -74,13 +74,22 @@ class JsonHttpHandler(HttpRequestHandler):
 
     server = NoDelayWebServer()
 
-    def __init__(self, method, url, **kwargs):
+    def __init__(self, method, url, body_limit=None, **kwargs):
+        """``body_limit``: a function of the config giving this route's own cap (an upload
+        route takes larger bodies than the API)."""
         kwargs.setdefault("expected_exceptions", (CrmhubError, WebhookError, ValidationError))
+        self.body_limit = body_limit
         super().__init__(method, url, **kwargs)
+
+    def max_body(self) -> int:
+        config = self.container.config
+        if self.body_limit is not None:
+            return int(self.body_limit(config))
+        return int(config.get("MAX_BODY_BYTES", 1048576))
 
     def handle_request(self, request):
         request.shallow = False
-        request.max_content_length = int(self.container.config.get("MAX_BODY_BYTES", 1048576))
+        request.max_content_length = self.max_body()
         request_id = _request_id(request)
         try:
             if (request.content_length or 0) > request.max_content_length:
@@ -114,8 +123,7 @@ class JsonHttpHandler(HttpRequestHandler):
         if isinstance(exc, ValidationError):
             return error_body(400, "invalid_input", "invalid input", exc.messages)
         if isinstance(exc, RequestEntityTooLarge):
-            limit = self.container.config.get("MAX_BODY_BYTES", 1048576)
-            return error_body(413, "payload_too_large", f"body larger than {limit} bytes")
+            return error_body(413, "payload_too_large", f"body larger than {self.max_body()} bytes")
         if isinstance(exc, HTTPException):
             return error_body(exc.code or 400, "http_error", exc.description or exc.name)
         if isinstance(exc, PublishError):

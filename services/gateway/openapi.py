@@ -46,6 +46,7 @@ TAGS = [
     {"name": "connectors", "description": "Connector plugins"},
     {"name": "calls", "description": "The call log, click-to-call, recordings, extensions and "
                                      "the incoming-call popup stream"},
+    {"name": "catalog", "description": "Products with prices and stock from 1C, and its imports"},
     {"name": "webhooks", "description": "Incoming webhooks, answered by connector plugins"},
     {"name": "ops", "description": "Health, metrics and this document"},
 ]
@@ -302,4 +303,13 @@ BUILTIN = {
     "/api/v1/openapi.json": _plain("This OpenAPI document", "ops", {"content": {
         "application/json": {"schema": {"type": "object"}}}}, "No API key needed."),
     "/hooks/<path:rest>": _webhooks,
+    "/hooks/1c/exchange": _plain(
+        "The 1C exchange (CommerceML 2): catalog upload and orders", "webhooks",
+        {"content": {"text/plain": {"schema": {"type": "string"}},
+                     "application/xml": {"schema": {"type": "string"}}}},
+        "1C drives it with `type` (`catalog`, `sale`) and `mode` (`checkauth` with HTTP Basic, "
+        "`init`, `file` with the file as the body, `import`, `query`, `success`). Answers are "
+        "text/plain in windows-1251: `success`, `progress` (ask again) or `failure` and a "
+        "reason on the next line (with a 4xx status); `type=sale&mode=query` answers the open "
+        "orders as a CommerceML document. See docs/onec.md."),
 }

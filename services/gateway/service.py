@@ -20,9 +20,11 @@ from crmhub.runtime.metrics import WEBHOOKS
 from crmhub.runtime.rpc import RpcProxy
 from crmhub.services.gateway.auth import authenticate, presented_key, require
 from crmhub.services.gateway.calls_api import CallsApi
+from crmhub.services.gateway.catalog_api import CatalogApi
 from crmhub.services.gateway.deals_api import DealsApi
 from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
 from crmhub.services.gateway.http import http, json_body, json_response
+from crmhub.services.gateway.onec_api import OneCExchangeApi
 from crmhub.services.gateway.openapi import build_spec, operation
 from crmhub.services.gateway.popups import Popups
 from crmhub.services.gateway.ui import OperatorUi
@@ -40,13 +42,14 @@ def popup_handler(event_type: str):
                          reliable_delivery=False)
 
 
-class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi):
+class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCExchangeApi):
     name = "gateway"
 
     config = Config()
     contacts = RpcProxy("contacts")
     deals = RpcProxy("deals")
     telephony = RpcProxy("telephony")
+    catalog = RpcProxy("catalog")
     connectors = Connectors()
     popups = Popups()
     recordings = Recordings()

@@ -13,6 +13,7 @@ from crmhub.contracts.base import instance, new_event
 
 T0 = dt.datetime(2026, 3, 14, 9, 26, 53, 589000, tzinfo=dt.timezone.utc)
 T1 = T0 + dt.timedelta(minutes=5)
+MSK = dt.timezone(dt.timedelta(hours=3))
 
 TRACKING = {"utm_source": "yandex", "utm_medium": "cpc", "utm_campaign": "spring-sale",
             "utm_content": None, "utm_term": "crm для бизнеса", "utm_id": None,
@@ -45,7 +46,8 @@ TIMELINE_ENTRY = {"id": 42, "contact_id": "c-5f2d1e0a9b", "kind": "form_submitte
 STAGE = {"id": 12, "key": "proposal", "name": "Начали готовить КП", "position": 4,
          "kind": "open", "task": "Подготовить коммерческое предложение.",
          "result": "КП готово и согласовано внутри компании.",
-         "key_steps": ["Менеджер готовит КП", "Руководитель утверждает цену"]}
+         "key_steps": ["Менеджер готовит КП", "Руководитель утверждает цену"],
+         "on_goods_arrival": None}
 PIPELINE = {"id": "cleaning-services", "name": "Клининговые услуги для бизнеса",
             "template": "cleaning-services", "managers": ["olga", "pavel"], "created_at": T0,
             "stages": [{**STAGE, "id": 8, "key": "potential-client", "position": 0,
@@ -57,8 +59,8 @@ DEAL = {"id": "d-7c1e2f", "title": "Уборка офиса, ООО Ромашк
         "contact_name": "Анна Петрова", "stage_id": 12, "stage_name": "Начали готовить КП",
         "status": "open", "manager": "olga",
         "amount": "185000.00", "currency": "RUB", "source": CONTACT["source"],
-        "products": [{"sku": "CLN-OFFICE-M", "name": "Уборка офиса, месяц", "quantity": "1.000",
-                      "price": "185000.00"}],
+        "products": [{"sku": "CLN-OFFICE-M", "product_id": "5a1c7e2b-3f4d-11ef-9a1b-00155d01c2e3",
+                      "name": "Уборка офиса, месяц", "quantity": "1.000", "price": "185000.00"}],
         "close_reason": None, "version": 3, "created_at": T0, "updated_at": T1,
         "closed_at": None}
 CHANGE = {"id": 77, "deal_id": "d-7c1e2f", "from_stage_id": 8,
@@ -90,6 +92,15 @@ EVENT_BODIES = {
     events.TASK_UPDATED: {"task": TASK, "actor": "olga", "changed": ["due_at"]},
     events.TASK_COMPLETED: {"task": {**TASK, "done": True, "done_at": T1}, "actor": "olga"},
     events.TASK_DUE: {"task": {**TASK, "reminded_at": T1}, "actor": None},
+    events.GOODS_ARRIVED: {
+        "deal": {**DEAL, "stage_name": "Товар поступил на склад", "version": 4,
+                 "erp": {"number": "УТ-000123", "status": "Ожидается поставка", "paid": True,
+                         "shipped": None, "cancelled": None, "updated_at": T0}},
+        "items": [{"offer_id": "5a1c7e2b-3f4d-11ef-9a1b-00155d01c2e3#9e8d7c6b-3f4d-11ef-9a1b-00155d01c2e3",
+                   "product_id": "5a1c7e2b-3f4d-11ef-9a1b-00155d01c2e3",
+                   "name": "Уборка офиса, месяц", "warehouse_id": "b3f1c2d4-3f4d-11ef-9a1b-00155d01c2e3",
+                   "quantity": "12.000"}],
+        "import_id": "9c0f3e2a1b4d"},
     events.FORM_SUBMITTED: {
         "idempotency_key": "forms:5b9f0c1d2e3f",
         "connector": "forms",
@@ -127,6 +138,11 @@ RPC_PAYLOADS = {
     ("contacts.update", "response"): CARD,
     ("contacts.merge", "request"): {"source_id": "c-0a0a0a0a0a", "target_id": "c-5f2d1e0a9b"},
     ("contacts.merge", "response"): CARD,
+    ("contacts.get_many", "request"): {"ids": ["c-5f2d1e0a9b", "c-0a0a0a0a0a", "c-gone"]},
+    ("contacts.get_many", "response"): instance(contacts.ContactListSchema).dump({
+        "items": [CONTACT], "resolved": {"c-5f2d1e0a9b": "c-5f2d1e0a9b",
+                                         "c-0a0a0a0a0a": "c-5f2d1e0a9b"},
+        "missing": ["c-gone"]}),
 }
 
 
@@ -207,6 +223,28 @@ RPC_PAYLOADS.update({
         {**LEAD_RULE, "form": None, "id": "config-1", "origin": "config"}]},
     ("deals.put_lead_rule", "request"): LEAD_RULE,
     ("deals.put_lead_rule", "response"): {**LEAD_RULE, "id": "5e0c", "origin": "api"},
+    ("deals.orders_for_erp", "request"): {"limit": 500},
+    ("deals.orders_for_erp", "response"): dumped(deals.ErpOrderPageSchema, {"items": [{
+        "id": "d-7c1e2f", "number": "CRM-1042", "created_at": T0.astimezone(MSK),
+        "currency": "RUB", "amount": "185000.00", "comment": "Уборка офиса, ООО Ромашка",
+        "status": "Начали готовить КП", "status_changed_at": T1.astimezone(MSK),
+        "manager": "Ольга Смирнова",
+        "client": {"id": "c-5f2d1e0a9b", "name": "Анна Петрова", "phones": ["+79161234567"],
+                   "emails": ["anna@example.com"]},
+        "lines": [{"product_id": "5a1c7e2b-3f4d-11ef-9a1b-00155d01c2e3", "sku": "CLN-OFFICE-M",
+                   "name": "Уборка офиса, месяц", "quantity": "1.000", "price": "185000.00"},
+                  {"product_id": None, "sku": "EXTRA", "name": None, "quantity": "2.500",
+                   "price": "0.00"}],
+        "version": 3}]}),
+    ("deals.mark_orders_exported", "request"): {"items": [{"id": "d-7c1e2f", "version": 3}]},
+    ("deals.mark_orders_exported", "response"): {"marked": 1, "stale": []},
+    ("deals.apply_erp_order_changes", "request"): {"changes": [{
+        "order_id": "d-7c1e2f", "number": "CRM-1042", "erp_number": "УТ-000123",
+        "operation": "Заказ товара", "status": "Отгружен", "status_id": "F", "paid": True,
+        "shipped": True, "cancelled": False, "posted": True, "deleted": False,
+        "amount": "185000.0000", "requisites": {"Статус заказа": "Отгружен", "Проведен": "true"}}]},
+    ("deals.apply_erp_order_changes", "response"): {"applied": 1,
+                                                    "unknown": ["7d3e5f60-1c00-11ef-8f2a-00155d012345"]},
 })
 
 CALL = {"id": "k-3b1f2c", "provider": "mango", "call_key": "MToxMDE0MzE6OTAwOjQyOTc1MjE4Mw==",
@@ -277,6 +315,29 @@ RPC_PAYLOADS.update({
     ("telephony.put_extension", "request"): {"manager": "olga", "provider": "mango"},
     ("telephony.put_extension", "response"): EXTENSION,
     ("telephony.delete_extension", "response"): {"items": []},
+})
+
+# -- the catalog (1C) ----------------------------------------------------------------------------
+OFFER = "5a1c7e2b-3f4d-11ef-9a1b-00155d01c2e3#9e8d7c6b-3f4d-11ef-9a1b-00155d01c2e3"
+EVENT_BODIES.update({
+    events.STOCK_CHANGED: {"import_id": "9c0f3e2a1b4d", "items": [
+        {"offer_id": OFFER, "product_id": OFFER.partition("#")[0],
+         "warehouse_id": "b3f1c2d4-3f4d-11ef-9a1b-00155d01c2e3", "quantity": "12.000",
+         "previous": "0.000", "arrived": True},
+        {"offer_id": "7f00aa11-3f4d-11ef-9a1b-00155d01c2e3",
+         "product_id": "7f00aa11-3f4d-11ef-9a1b-00155d01c2e3", "warehouse_id": "",
+         "quantity": "3", "previous": None, "arrived": True}]},
+    events.PRICE_CHANGED: {"import_id": "9c0f3e2a1b4d", "items": [
+        {"offer_id": OFFER, "product_id": OFFER.partition("#")[0],
+         "price_type_id": "bd72d8f9-55bc-11d9-848a-00112f43529a", "amount": "4500.50",
+         "previous": "4200.00", "currency": "RUB"}]},
+    events.CATALOG_IMPORTED: {"job": {
+        "id": "9c0f3e2a1b4d", "session": "s-2026-03-14", "filename": "offers0_1.xml",
+        "kind": "offers", "source": "1c", "state": "done", "error": None, "read": 1520,
+        "bytes_read": 1893344, "bytes_total": 1893344,
+        "counts": {"products": 0, "offers": 1520, "changed_products": 0, "changed_offers": 12,
+                   "changed_prices": 40, "changed_stock": 17, "deactivated": 0, "arrivals": 2},
+        "created_at": T0, "finished_at": T1}},
 })
 
 

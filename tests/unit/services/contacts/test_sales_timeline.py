@@ -83,3 +83,29 @@ def test_entries_follow_merges_and_an_unknown_card_is_parked(db):
     with db.transaction() as tx:  # a task linked to no card has no timeline
         assert logic.add_sales_entry(tx, ev.TASK_CREATED, deals_event(
             ev.TASK_CREATED, None)) is None
+
+
+def test_goods_arrived_is_an_entry_on_the_client_card_once(db):
+    with db.transaction() as tx:
+        card = logic.create_contact(tx, {"name": "Анна", "phones": ["+79161234567"]})
+    deal = deals_event(ev.DEAL_STAGE_CHANGED, card["id"])["deal"]
+    items = [{"offer_id": "p1#red", "product_id": "p1", "name": "Кресло красное",
+              "warehouse_id": "main", "quantity": "10.000"},
+             {"offer_id": "p1#red", "product_id": "p1", "name": "Кресло красное",
+              "warehouse_id": "north", "quantity": "2"},
+             {"offer_id": "p2", "product_id": "p2", "name": "Стол", "warehouse_id": "main",
+              "quantity": "1"}]
+    schema = instance(ev.spec(ev.GOODS_ARRIVED).schema)
+    event = schema.load(new_event(ev.spec(ev.GOODS_ARRIVED).schema, deal=deal, items=items,
+                                  import_id="imp-42"))
+    with db.transaction() as tx:
+        entry = logic.add_sales_entry(tx, ev.GOODS_ARRIVED, event)
+    with db.transaction() as tx:
+        assert logic.add_sales_entry(tx, ev.GOODS_ARRIVED, event) is None  # redelivered
+    assert (entry["kind"], entry["title"]) == (ev.GOODS_ARRIVED,
+                                               "Товар поступил на склад: Кресло красное, Стол")
+    assert entry["data"]["deal_id"] == "d1" and entry["data"]["items"] == items
+    assert entry["source_key"] == f"goods_arrived:{event['event_id']}"
+    with db.connect() as conn:
+        kinds = [e["kind"] for e in logic.load_timeline(conn, card["id"])]
+    assert kinds.count(ev.GOODS_ARRIVED) == 1

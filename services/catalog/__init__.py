@@ -1,0 +1,1 @@
+"""catalog: products, prices and stock from 1C (CommerceML 2)."""

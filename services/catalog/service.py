@@ -1,0 +1,132 @@
+"""catalog: products, prices and stock from 1C (CommerceML 2), imported file by file."""
+import json
+import os
+import sys
+
+import structlog
+from eventlet.green import subprocess
+from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+
+from crmhub.contracts import catalog as schemas
+from crmhub.contracts.base import instance, load_input
+from crmhub.contracts.errors import CrmhubError, InvalidInput
+from crmhub.plugins.onec.xmlsafety import ExchangeFileError, exchange_file_kind
+from crmhub.runtime.db import Database, utcnow
+from crmhub.runtime.logs import LogContext
+from crmhub.runtime.timer import timer
+from crmhub.services.catalog import jobs, logic
+from crmhub.services.catalog.models import import_jobs, metadata
+
+EXPECTED = (CrmhubError,)
+CATALOG_KINDS = ("import", "offers", "prices", "rests")
+# Config keys an import process needs (it gets them in its environment, as JSON).
+IMPORTER_CONFIG = ("DATABASE_URL", "DATA_DIR", "EXCHANGE_DIR", "IMPORT_WORKERS", "LOG_LEVEL", "LOG_FORMAT")
+log = structlog.get_logger(__name__)
+
+
+def _dump(schema_cls, value):
+    return instance(schema_cls).dump(value)
+
+
+def importer_command(job_id: str, path=None) -> list[str]:
+    extra = ["--file", str(path)] if path else []
+    return [sys.executable, "-m", "crmhub.services.catalog.importer", job_id, *extra]
+
+
+def importer_env(config) -> dict:
+    """The environment of an import process: this one's, and the config it needs as JSON."""
+    if isinstance(config, dict):
+        config = json.dumps({k: config.get(k) for k in IMPORTER_CONFIG if config.get(k)})
+    return dict(os.environ, CRMHUB_IMPORT_CONFIG=config)
+
+
+class Importers(DependencyProvider):
+    """Starts import processes: parsing a file of hundreds of megabytes in a service's process
+    would stall its event loop (and hold its memory) for a minute."""
+
+    def setup(self):
+        config = self.container.config
+        self.env_config = config
+        self.processes = set()
+
+    def stop(self):
+        for proc in list(self.processes):
+            proc.wait()  # an import in flight finishes (or fails) whole before the service stops
+
+    def kill(self):
+        for proc in list(self.processes):
+            proc.kill()
+
+    def get_dependency(self, worker_ctx):
+        return self.launch
+
+    def launch(self, job_id: str) -> None:
+        proc = subprocess.Popen(importer_command(job_id), env=importer_env(self.env_config))
+        self.processes.add(proc)
+        self.container.spawn_managed_thread(lambda: (proc.wait(), self.processes.discard(proc)))
+
+
+class CatalogService:
+    name = "catalog"
+
+    config = Config()
+    db = Database(metadata)
+    launch_import = Importers()
+    log_ctx = LogContext()
+
+    # -- imports ---------------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def import_file(self, request, request_id=None):
+        """Import an uploaded exchange file: the first call queues it and starts its import;
+        every call returns the job as it stands (1C polls until it is done or failed)."""
+        request = load_input(schemas.ImportRequestSchema, request)
+        try:
+            kind = exchange_file_kind(request["filename"])
+        except ExchangeFileError as exc:
+            raise InvalidInput(f"filename: {exc.reason}", {"filename": [exc.reason]}) from None
+        if kind not in CATALOG_KINDS:
+            raise InvalidInput(f"filename: {request['filename']!r} is not a catalog file",
+                               {"filename": ["import*, offers*, prices* or rests*.xml"]})
+        path = jobs.exchange_path(self.config, request["session"], request["filename"])
+        with self.db.transaction() as tx:
+            job, created = jobs.queue(tx.conn, request["session"], request["filename"], kind,
+                                      request["source"], request_id)
+        if created:
+            if path.is_file():
+                self.launch_import(job["id"])
+            else:
+                jobs.fail(self.db.engine, job["id"], f"{request['filename']}: no such file was uploaded")
+                with self.db.connect() as conn:
+                    job = jobs.load(conn, job["id"])
+        return _dump(schemas.ImportJobSchema, job)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_import(self, job_id):
+        with self.db.connect() as conn:
+            return _dump(schemas.ImportJobSchema, jobs.load(conn, str(job_id)))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_imports(self, limit=50):
+        with self.db.connect() as conn:
+            return instance(schemas.ImportJobSchema).dump(jobs.recent(conn, int(limit)), many=True)
+
+    @timer("IMPORT_CHECK_SECONDS", default=15.0)
+    def watch_imports(self):
+        """Fail imports whose process died; start queued ones that no process took (their
+        service instance stopped before it could)."""
+        jobs.fail_stale(self.db.engine)
+        with self.db.connect() as conn:
+            waiting = conn.execute(import_jobs.select().where(
+                import_jobs.c.state == "queued",
+                import_jobs.c.created_at < utcnow() - jobs.STALE_AFTER)).all()
+        for job in waiting:
+            self.launch_import(job.id)
+
+    # -- products --------------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED)
+    def search_products(self, query=None):
+        params = load_input(schemas.ProductQuerySchema, query)
+        with self.db.connect() as conn:
+            return _dump(schemas.ProductPageSchema, logic.search_products(conn, **params))
