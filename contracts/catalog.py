@@ -83,6 +83,8 @@ class ImportRequestSchema(Contract):
 class ImportCountsSchema(Contract):
     products = fields.Integer(load_default=0, metadata={"description": "Product rows read"})
     offers = fields.Integer(load_default=0, metadata={"description": "Offer rows read"})
+    unchanged = fields.Integer(load_default=0, metadata={
+        "description": "Records of a big file not parsed: their bytes are those last applied"})
     changed_products = fields.Integer(load_default=0)
     changed_offers = fields.Integer(load_default=0)
     changed_prices = fields.Integer(load_default=0)
@@ -106,6 +108,10 @@ class ImportJobSchema(Contract):
     counts = fields.Nested(ImportCountsSchema, allow_none=True)
     created_at = fields.AwareDateTime(required=True)
     finished_at = fields.AwareDateTime(allow_none=True)
+
+
+class ImportJobListSchema(Contract):
+    items = fields.List(fields.Nested(ImportJobSchema), required=True)
 
 
 # -- events --------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from marshmallow import Schema
 
-from crmhub.contracts import calls, contacts, deals
+from crmhub.contracts import calls, catalog, contacts, deals
 
 
 @dataclass(frozen=True)
@@ -96,4 +96,12 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "Seat a manager at an extension."),
     RpcSpec("telephony", "delete_extension", None, calls.ExtensionListSchema,
             "Free an extension; returns the extensions left."),
+    RpcSpec("catalog", "search_products", catalog.ProductQuerySchema, catalog.ProductPageSchema,
+            "Offers with prices and stock: by part of the name, article prefix, or ids."),
+    RpcSpec("catalog", "import_file", catalog.ImportRequestSchema, catalog.ImportJobSchema,
+            "Import an uploaded exchange file: queued and started on the first call, its job "
+            "as it stands on every call."),
+    RpcSpec("catalog", "get_import", None, catalog.ImportJobSchema, "An import job by id."),
+    RpcSpec("catalog", "list_imports", None, catalog.ImportJobListSchema,
+            "Recent import jobs, newest first."),
 )}

@@ -27,6 +27,14 @@ EVENTS = {  # table -> (event, schema, item fields as SQL)
 ARRIVED = "(coalesce(old_quantity, 0) <= 0 AND quantity > 0)"
 
 
+def _group(kind: str) -> str:
+    return "products" if kind == "import" else "catalog"
+
+
+def _kinds(kind: str) -> str:
+    return "('import')" if kind == "import" else "('offers', 'prices', 'rests')"
+
+
 def _repeated_key(exc: sa.exc.DBAPIError) -> bool:
     """A key given twice in the file: the primary key cannot be built (unique_violation), or
     the upsert would change one row twice (cardinality_violation)."""
@@ -42,7 +50,7 @@ class Applier:
         self.full = full
         self.headers = headers
         self.postgres = is_postgres(conn)
-        self.counts = {f"changed_{table}": 0 for table in STAGES}
+        self.counts = {f"changed_{table}": 0 for table in STAGES if table not in ("digests", "blocks")}
         self.counts.update(arrivals=0, deactivated=0)
         self._events = {table: 0 for table in EVENTS}
         self.loaded_empty: set[str] = set()  # tables this import filled from empty
@@ -173,28 +181,73 @@ class Applier:
         latest = {tuple(row[k] for k in key): row for row in rows}
         self.conn.execute(stmt, list(latest.values()))
 
+    def _listed(self, id_column: str, table: str = "") -> str:
+        """SQL: the record ``id_column`` is in the file: parsed into ``stage_<table>``, or
+        unchanged (only hashed)."""
+        parsed = f"EXISTS (SELECT 1 FROM stage_{table} s WHERE s.id = {id_column})" if table else "false"
+        return f"({parsed} OR EXISTS (SELECT 1 FROM stage_digests d WHERE d.record_id = {id_column}))"
+
     def deactivate_absent(self, table: str) -> None:
         """A full snapshot: what it does not list is no longer sold."""
         if table in self.loaded_empty:
             return  # it holds only what the file lists
         self.counts["deactivated"] += self.sql(
             f"UPDATE {table} SET active = false, updated_at = :now WHERE active AND "
-            f"NOT EXISTS (SELECT 1 FROM stage_{table} s WHERE s.id = {table}.id)", now=self.now).rowcount
+            f"NOT {self._listed(f'{table}.id', table)}", now=self.now).rowcount
 
     def zero_absent_stock(self) -> None:
         """A full stock snapshot: stock it does not list is none."""
         if "stock" in self.loaded_empty:
             return
         self.sql(f"{'TRUNCATE' if self.postgres else 'DELETE FROM'} chg_stock")
+        # An offer listed unchanged keeps its stock: it is what the file says.
         zeroed = self.sql(
             "INSERT INTO chg_stock (offer_id, warehouse_id, quantity, old_quantity, is_new) "
             "SELECT t.offer_id, t.warehouse_id, 0, t.quantity, false FROM stock t "
             "WHERE t.quantity <> 0 AND NOT EXISTS (SELECT 1 FROM stage_stock s "
-            "WHERE s.offer_id = t.offer_id AND s.warehouse_id = t.warehouse_id)").rowcount
+            "WHERE s.offer_id = t.offer_id AND s.warehouse_id = t.warehouse_id) AND NOT EXISTS "
+            "(SELECT 1 FROM stage_digests d WHERE d.record_id = t.offer_id AND NOT d.parsed)").rowcount
         if zeroed:
             self.counts["changed_stock"] += zeroed
             self._upsert_changes("stock")
             self._emit("stock")
+
+    # -- digests -----------------------------------------------------------------------------------
+    def generation(self, kind: str) -> int:
+        """The digest generation of the files of ``kind``'s group."""
+        return self.sql("SELECT generation FROM digest_generations WHERE grp = :g",
+                        g=_group(kind)).scalar() or 0
+
+    def keep_digests(self, kind: str) -> None:
+        """A block digest holds while what it describes is what is stored. An import that
+        changed nothing keeps every digest (and adds those of blocks that changed only in
+        form). One that changed rows may have made other files' digests wrong: it starts a
+        new generation of its group, in which this file's blocks are the only ones known."""
+        changed = any(v for k, v in self.counts.items() if k.startswith("changed_")) \
+            or self.counts["deactivated"]
+        generation = self.generation(kind)
+        if changed:
+            generation += 1
+            if self.sql("UPDATE digest_generations SET generation = :n WHERE grp = :g",
+                        n=generation, g=_group(kind)).rowcount == 0:
+                self.sql("INSERT INTO digest_generations (grp, generation) VALUES (:g, :n)",
+                         g=_group(kind), n=generation)
+            self.sql(f"DELETE FROM block_digests WHERE kind IN {_kinds(kind)} AND generation < :n",
+                     n=generation)
+        blocks = "stage_blocks" if changed else "(SELECT * FROM stage_blocks WHERE parsed) b"
+        for dedupe in (False, True):  # a block given twice: its last digest
+            source = (f"(SELECT DISTINCT ON (block_key) * FROM {blocks} ORDER BY block_key, seq DESC) s"
+                      if dedupe and self.postgres else blocks)
+            try:
+                with self.conn.begin_nested():
+                    self.sql(f"INSERT INTO block_digests (kind, block_key, digest, generation) "
+                             f"SELECT :kind, block_key, digest, :n FROM {source} WHERE true "
+                             f"ON CONFLICT (kind, block_key) DO UPDATE SET digest = excluded.digest, "
+                             f"generation = excluded.generation", kind=kind, n=generation)
+                return
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
+                if dedupe or not _repeated_key(exc):
+                    raise
 
     # -- events ----------------------------------------------------------------------------------
     def _item_sql(self, table: str) -> list[tuple[str, str]]:
@@ -253,16 +306,17 @@ class Applier:
     def _emit_in_sql(self, event_type, source, fields, order, first) -> int:
         """The same events, built by PostgreSQL: dumping a million changed rows with
         marshmallow would cost the importer minutes. Their payloads are those of the event's
-        schema: a contract test loads them with it and compares them to the dumped ones."""
+        schema (a contract test loads them with it). Rows go to events in no particular order:
+        sorting two million keys first cost more than building the events."""
         item = "json_build_object(" + ", ".join(f"'{name}', {expr}" for name, expr in fields) + ")"
         return self.sql(
             "INSERT INTO outbox (event_type, payload, headers, created_at) "
             "SELECT :event_type, json_build_object("
             "'event_id', :job || '-' || :event_type || '-' || (n + :first), "
             "'schema_version', 1, 'occurred_at', :occurred, 'import_id', :job, "
-            "'items', json_agg(item ORDER BY pos))::text, :headers, :now FROM ("
+            "'items', json_agg(item))::text, :headers, :now FROM ("
             f"SELECT {item} AS item, pos, (pos - 1) / {EVENT_ROWS} AS n FROM ("
-            f"SELECT *, row_number() OVER (ORDER BY {order}) AS pos FROM {source}) numbered"
+            f"SELECT *, row_number() OVER () AS pos FROM {source}) numbered"
             ") items GROUP BY n ORDER BY n",
             event_type=event_type, job=self.job_id, first=first, occurred=self.now.isoformat(),
             headers=self.headers, now=self.now).rowcount

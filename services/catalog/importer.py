@@ -75,7 +75,7 @@ class CountingReader(io.RawIOBase):
 
 
 def read_into(path: Path, kind: str, stager: Stager, on_package, progress: Progress,
-              workers=1, parallel_from=parallel.MIN_PARALLEL_BYTES) -> dict:
+              workers=1, parallel_from=parallel.MIN_PARALLEL_BYTES, generation=0) -> dict:
     """Read the file into the stager (its records by ``workers`` processes when it is big);
     returns what applying it needs to know."""
     reference = {"groups": [], "properties": [], "price_types": [], "warehouses": []}
@@ -92,7 +92,9 @@ def read_into(path: Path, kind: str, stager: Stager, on_package, progress: Progr
             read["products" if kind == "import" else "offers"] += records
             progress.records, progress.bytes_read = read["records"], progress.bytes_read + bytes_read
 
-        read["has_stock"] |= parallel.read_ranges(path, kind, plan, stager, counted)
+        url = stager.conn.engine.url.set(drivername="postgresql")
+        read["has_stock"] |= parallel.read_ranges(path, kind, plan, stager, counted,
+                                                  url.render_as_string(hide_password=False), generation)
     return {"reference": reference, **read}
 
 
@@ -144,7 +146,10 @@ def finish_package(applier: Applier, kind: str, read: dict) -> dict:
             applier.deactivate_absent("offers")
         if kind in ("offers", "rests") and read["has_stock"]:
             applier.zero_absent_stock()
-    return {"products": read["products"], "offers": read["offers"], **applier.counts}
+    applier.keep_digests(kind)
+    unchanged = applier.sql("SELECT count(*) FROM stage_digests WHERE NOT parsed").scalar()
+    return {"products": read["products"], "offers": read["offers"], "unchanged": unchanged,
+            **applier.counts}
 
 
 @contextlib.contextmanager
@@ -180,8 +185,14 @@ def import_file(engine: sa.Engine, path: Path, job: dict, progress: Progress | N
     try:
         with _blocking_driver(engine), engine.begin() as conn:
             if engine.dialect.name == "postgresql":
-                # Sorts and hashes of a batch in memory rather than on disk.
+                # The staged file and the sorts and hashes over it in the server's memory rather
+                # than on disk (before the first temporary table: temp_buffers is fixed then).
+                conn.exec_driver_sql("SET LOCAL temp_buffers = '1GB'")
+                # Imports take turns: each compares the file with what the one before applied.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('crmhub.catalog.import'))")
                 conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+                # Compiling a plan costs more than these plain scans and joins save by it.
+                conn.exec_driver_sql("SET LOCAL jit = off")
             applier = Applier(conn, job["id"], utcnow(), full=True, headers=headers)
             applier.create_change_tables()
 
@@ -191,7 +202,8 @@ def import_file(engine: sa.Engine, path: Path, job: dict, progress: Progress | N
 
             started = time.monotonic()
             with Stager(conn) as stager:
-                read = read_into(path, kind, stager, on_package, progress, workers, parallel_from)
+                read = read_into(path, kind, stager, on_package, progress, workers, parallel_from,
+                                 applier.generation(kind))
             read_at = time.monotonic()
             counts = finish_package(applier, kind, read)
             log.info("catalog package applied", file=path.name, read_s=round(read_at - started, 2),

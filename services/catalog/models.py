@@ -79,6 +79,25 @@ properties = sa.Table(
     sa.Column("vals", sa.JSON, nullable=False),  # value id -> text, for directory properties
 )
 
+# What each block of records of a big file looked like when it was last applied (a hash of
+# its bytes): a block whose bytes did not change since is not parsed again. Blocks are cut where
+# a record's id hashes to a boundary, so a record added or removed changes only its own block.
+# A digest holds only for the generation it was taken in: an import that changes what another
+# file describes starts a new generation of its group (the catalog files, or the products).
+block_digests = sa.Table(
+    "block_digests", metadata,
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("block_key", sa.String(200), primary_key=True),
+    sa.Column("digest", sa.String(32), nullable=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+)
+
+digest_generations = sa.Table(
+    "digest_generations", metadata,
+    sa.Column("grp", sa.String(10), primary_key=True),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+)
+
 import_jobs = sa.Table(
     "import_jobs", metadata,
     sa.Column("id", sa.String(32), primary_key=True),

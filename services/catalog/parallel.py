@@ -47,6 +47,8 @@ class Plan:
     cuts: tuple[int, ...]
     prefix: bytes
     suffix: bytes
+    encoding: str
+    record: str
 
     def ranges(self) -> list[tuple[int, int]]:
         bounds = (self.records_start, *self.cuts, self.records_end)
@@ -81,7 +83,7 @@ def plan(path: Path, kind: str, parts: int, min_bytes: int = MIN_PARALLEL_BYTES)
     """Where to cut ``path`` into ``parts`` ranges of whole records; None if it is small or
     cannot be cut safely."""
     size = path.stat().st_size
-    if parts < 2 or size < min_bytes or kind not in CONTAINERS:
+    if parts < 1 or size < min_bytes or kind not in CONTAINERS:
         return None
     outer, container, record = CONTAINERS[kind]
     with open(path, "rb") as fh:
@@ -112,12 +114,10 @@ def plan(path: Path, kind: str, parts: int, min_bytes: int = MIN_PARALLEL_BYTES)
             cut = at + len(closing)
             if not cuts or cut > cuts[-1]:
                 cuts.append(cut)
-    if not cuts:
-        return None
     prefix = ((declaration.group(2) + b"\n" if declaration else b"") + head[root_at:root_end + 1]
               + b"<" + tag(outer) + b"><" + tag(container) + b">")
     suffix = b"</" + tag(container) + b"></" + tag(outer) + b"></" + tag(_ROOT) + b">"
-    return Plan(start, end, tuple(cuts), prefix, suffix)
+    return Plan(start, end, tuple(cuts), prefix, suffix, encoding, record)
 
 
 def skeleton(path: Path, plan_: Plan) -> io.RawIOBase:
@@ -177,13 +177,17 @@ def _frames(proc, messages: queue.Queue) -> None:
         messages.put(("failed", f"a parsing process sent garbage: {exc}"))
 
 
-def read_ranges(path: Path, kind: str, plan_: Plan, stager, on_read) -> bool:
+def read_ranges(path: Path, kind: str, plan_: Plan, stager, on_read, dsn: str | None = None,
+                generation: int = 0) -> bool:
     """Parse the ranges of ``plan_`` in parallel into ``stager``; returns whether any record
-    carried stock. Raises ExchangeFileError with the first failure."""
+    carried stock. ``dsn``: where the parsing processes find the digests of records applied
+    before (none: every record is parsed). Raises ExchangeFileError with the first failure."""
     messages: queue.Queue = queue.Queue(maxsize=8)
+    env = dict(os.environ, CRMHUB_IMPORT_DSN=dsn or "")  # not on the command line: it may hold a password
     procs = [subprocess.Popen([sys.executable, "-m", "crmhub.services.catalog.rangeparse", str(path),
                                str(start), str(end), plan_.prefix.hex(), plan_.suffix.hex(), kind,
-                               str((i + 1) * 10**12)], stdout=subprocess.PIPE)
+                               plan_.encoding, plan_.record, str((i + 1) * 10**12), str(generation)],
+                              stdout=subprocess.PIPE, env=env)
              for i, (start, end) in enumerate(plan_.ranges())]
     readers = [threading.Thread(target=_frames, args=(proc, messages), daemon=True) for proc in procs]
     for reader in readers:

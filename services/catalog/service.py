@@ -110,7 +110,7 @@ class CatalogService:
     @rpc(expected_exceptions=EXPECTED)
     def list_imports(self, limit=50):
         with self.db.connect() as conn:
-            return instance(schemas.ImportJobSchema).dump(jobs.recent(conn, int(limit)), many=True)
+            return _dump(schemas.ImportJobListSchema, {"items": jobs.recent(conn, int(limit))})
 
     @timer("IMPORT_CHECK_SECONDS", default=15.0)
     def watch_imports(self):

@@ -31,10 +31,10 @@ class CatalogApi:
 
     @http("GET", "/api/v1/catalog/imports")
     @operation(summary="Recent imports from 1C, newest first", tags=["catalog"],
-               permission="catalog:imports")
+               response=schemas.ImportJobListSchema, permission="catalog:imports")
     def list_imports(self, request):
         self._principal(request, "catalog:imports")
-        return {"items": self.catalog.list_imports()}
+        return self.catalog.list_imports()
 
     @http("GET", "/api/v1/catalog/imports/<string:job_id>")
     @operation(summary="One import from 1C: its state, counts, or why it failed",

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from crmhub.contracts import calls, contacts, deals, events
+from crmhub.contracts import calls, catalog, contacts, deals, events
 from crmhub.contracts.base import instance, new_event
 
 T0 = dt.datetime(2026, 3, 14, 9, 26, 53, 589000, tzinfo=dt.timezone.utc)
@@ -335,9 +335,31 @@ EVENT_BODIES.update({
         "id": "9c0f3e2a1b4d", "session": "s-2026-03-14", "filename": "offers0_1.xml",
         "kind": "offers", "source": "1c", "state": "done", "error": None, "read": 1520,
         "bytes_read": 1893344, "bytes_total": 1893344,
-        "counts": {"products": 0, "offers": 1520, "changed_products": 0, "changed_offers": 12,
+        "counts": {"products": 0, "offers": 1520, "unchanged": 0, "changed_products": 0, "changed_offers": 12,
                    "changed_prices": 40, "changed_stock": 17, "deactivated": 0, "arrivals": 2},
         "created_at": T0, "finished_at": T1}},
+})
+IMPORT_JOB = dumped(catalog.ImportJobSchema, EVENT_BODIES[events.CATALOG_IMPORTED]["job"])
+PRODUCT = {
+    "id": OFFER, "product_id": OFFER.partition("#")[0],
+    "characteristic_id": OFFER.partition("#")[2], "article": "ПМ-421-WP", "barcode": "8809288404089",
+    "name": "Коврик портативный 140x200 (синий)", "unit": "шт", "characteristics": {"Цвет": "синий"},
+    "groups": ["Товары для отдыха"], "properties": {"Материал": "полиэстер"}, "active": True,
+    "prices": [{"price_type_id": "bd72d8f9-55bc-11d9-848a-00112f43529a", "price_type": "Розничная",
+                "amount": "4500.50", "currency": "RUB"}],
+    "stock": [{"warehouse_id": "b3f1c2d4-3f4d-11ef-9a1b-00155d01c2e3", "warehouse": "Склад Москва",
+               "quantity": "12.000"}],
+    "in_stock": "12.000", "updated_at": T1}
+RPC_PAYLOADS.update({
+    ("catalog.search_products", "request"): {"q": "коврик", "ids": None, "in_stock": True,
+                                             "include_inactive": False, "limit": 20, "offset": 0},
+    ("catalog.search_products", "response"): dumped(catalog.ProductPageSchema, {
+        "items": [PRODUCT], "limit": 20, "offset": 0, "more": False}),
+    ("catalog.import_file", "request"): {"session": "3f9a1c2b7d", "filename": "offers0_1.xml",
+                                         "source": "1c"},
+    ("catalog.import_file", "response"): IMPORT_JOB,
+    ("catalog.get_import", "response"): IMPORT_JOB,
+    ("catalog.list_imports", "response"): {"items": [IMPORT_JOB]},
 })
 
 

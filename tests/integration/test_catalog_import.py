@@ -259,3 +259,45 @@ def test_a_big_file_is_read_by_several_processes_with_the_same_result(catalog, t
     found = {p["id"]: p["in_stock"] for p in catalog.products(ids=[product_id(i) for i in sample])}
     assert found == {product_id(i): Decimal(2 * (i % 5) + 1) for i in sample}
     assert len(stock_items(catalog.outbox())) == 6000
+
+
+def parallel_import(catalog, path: Path) -> dict:
+    """An import on the parallel path (three parsing processes), as a big file gets."""
+    with catalog.engine.begin() as conn:
+        job, _ = jobs.queue(conn, uuid.uuid4().hex, path.name, None, "test")
+    return importer.import_file(catalog.engine, path, job, workers=3, parallel_from=0)
+
+
+def test_sending_a_big_file_again_parses_only_the_records_that_changed(catalog, tmp_path):
+    if catalog.engine.dialect.name != "postgresql":
+        pytest.skip("the parallel reader stages through COPY")
+    write_exchange(tmp_path / "v1", 3000, warehouses=2, quantity_fn=lambda i, w: 5)
+    v1 = tmp_path / "v1" / "offers.xml"
+    assert parallel_import(catalog, v1)["unchanged"] == 0
+    state = catalog.state()
+    again = parallel_import(catalog, v1)
+    assert (again["unchanged"], again["changed_stock"], again["changed_prices"]) == (3000, 0, 0)
+    assert catalog.state() == state
+
+    # Offer 7 arrives elsewhere, offer 2999 leaves the (full) file: only they change, and
+    # only the blocks around them (and around the cuts, which move) are parsed.
+    write_exchange(tmp_path / "v2", 2999, warehouses=2,
+                   quantity_fn=lambda i, w: 9 if (i, w) == (7, 1) else 5)
+    catalog.clear_outbox()
+    v2 = parallel_import(catalog, tmp_path / "v2" / "offers.xml")
+    assert (v2["changed_stock"], v2["deactivated"]) == (1 + 2, 1)
+    assert v2["unchanged"] >= 1500
+    changes = stock_items(catalog.outbox())
+    assert {(k[0], i["quantity"]) for k, i in changes.items()} == {
+        (product_id(7), "9.000"), (product_id(2999), "0.000")}
+    with catalog.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM offers WHERE active")).scalar() == 2999
+
+    # A small package changes offer 3 on the sequential path; the big file then puts it back.
+    write_exchange(tmp_path / "delta", 1, warehouses=2, only_changes=True, start=3,
+                   quantity_fn=lambda i, w: 1)
+    catalog.import_(tmp_path / "delta" / "offers.xml")
+    back = parallel_import(catalog, tmp_path / "v2" / "offers.xml")
+    assert (back["unchanged"], back["changed_stock"]) == (0, 2)  # a new generation: all parsed
+    [offer] = catalog.products(ids=[product_id(3)])
+    assert offer["in_stock"] == Decimal(10)

@@ -85,6 +85,18 @@ def upgrade():
         sa.Column("vals", sa.JSON, nullable=False),
     )
     op.create_table(
+        "block_digests",
+        sa.Column("kind", sa.String(10), primary_key=True),
+        sa.Column("block_key", ID, primary_key=True),
+        sa.Column("digest", sa.String(32), nullable=False),
+        sa.Column("generation", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "digest_generations",
+        sa.Column("grp", sa.String(10), primary_key=True),
+        sa.Column("generation", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
         "import_jobs",
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("session", sa.String(64), nullable=False),
@@ -122,6 +134,7 @@ def upgrade():
 
 
 def downgrade():
-    for table in ("inbox", "outbox", "import_jobs", "properties", "groups", "warehouses",
+    for table in ("inbox", "outbox", "import_jobs", "block_digests", "digest_generations",
+                  "properties", "groups", "warehouses",
                   "price_types", "stock", "prices", "offers", "products"):
         op.drop_table(table)
