@@ -1,6 +1,7 @@
 """The sales funnel in the operator UI: pipeline boards (drag a deal to another column to move
-it), a deal's page, the client card's deals and tasks, the manager's own tasks ("my tasks"),
-and reminders that pop up on whatever page the manager has open.
+it), a deal's page (its product lines with their stock, a product picker over the catalog, and
+what 1C says of the order), the client card's deals and tasks, the manager's own tasks ("my
+tasks"), and reminders that pop up on whatever page the manager has open.
 
 Built like the rest of the UI (ui.py: sessions, templates, error pages). ui.js adds dragging,
 "load more" in a column and the reminders; without it a deal moves from its own page and a
@@ -10,18 +11,24 @@ REST API ("my tasks" is ``GET /api/v1/tasks?manager=<name>``).
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+import hashlib
+import json
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import quote, urlencode
 
 import eventlet
 import structlog
 from markupsafe import Markup
-from nameko.exceptions import RemoteError
+from nameko.exceptions import RemoteError, UnknownService
 from werkzeug.utils import redirect
 
 from crmhub.contracts.auth import allowed
-from crmhub.contracts.errors import Conflict, InvalidInput, NotFound, Unavailable
+from crmhub.contracts.base import instance
+from crmhub.contracts.deals import ProductLineSchema
+from crmhub.contracts.errors import Conflict, CrmhubError, InvalidInput, NotFound, Unavailable
 from crmhub.runtime.db import utcnow
+from crmhub.services.gateway.catalog_api import product_query
 from crmhub.services.gateway.http import http, json_body
 from crmhub.services.gateway.openapi import html_page
 from crmhub.services.gateway.ui import TEMPLATES, parse_time, render, safe_next, ui_json, ui_page
@@ -29,6 +36,7 @@ from crmhub.services.gateway.ui import TEMPLATES, parse_time, render, safe_next,
 log = structlog.get_logger(__name__)
 
 READ, WRITE = "deals:read", "deals:write"
+CATALOG_READ = "catalog:read"
 PER_STAGE = 20  # deals per column on the board and per "load more"
 TASKS_SHOWN = 200
 CARD_DEALS = 50
@@ -48,6 +56,18 @@ CLOCK_SLACK = dt.timedelta(seconds=5)  # the deals service's clock may run a lit
 # A poll gives up (503) rather than wait on a stopped deals service: every open tab polls, and
 # each waiting poll would hold a gateway worker.
 REMINDER_WAIT_SECONDS = 10
+
+# The catalog on the deal page: the product picker asks /ui/products as the manager types, and
+# the page shows the stock of its lines. Neither waits long on a catalog service that is down
+# (a call to a stopped service would wait for ever): the picker says so, the page shows its
+# lines without stock.
+CATALOG_WAIT_SECONDS = 3
+PICKER_LIMIT = 10
+STOCK_IDS_PER_CALL = 200  # the largest page search_products gives
+MAX_LINES = 200
+LINE_KEYS = ("product_id", "sku", "name", "quantity", "price")
+LINE_FIELD = re.compile(r"^lines-(\d{1,4})-(product_id|sku|name|quantity|price|remove)$")
+_BLANKS = re.compile(r"[\s\u00a0\u202f]")
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -121,6 +141,117 @@ def _with_deals(tasks: list[dict], deals: dict[str, dict]) -> list[dict]:
     """Tasks with their deal (where known) and whether they are overdue, for the templates."""
     return [{**task, "deal": deals.get(task.get("deal_id")), "overdue": overdue(task)}
             for task in tasks]
+
+
+# -- product lines -----------------------------------------------------------------------------
+
+def plain_number(value) -> str:
+    """A quantity as people write it: ``12`` for ``12.000``, ``1.5`` for ``1.500``."""
+    if value is None or value == "":
+        return ""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if number == number.to_integral_value():
+        return str(number.quantize(Decimal(1)))
+    return format(number.normalize(), "f")
+
+
+def _decimal(value) -> Decimal | None:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def line_sum(line: dict) -> Decimal | None:
+    """Quantity times price, to the kopeck; None when either is not a number (yet)."""
+    quantity, price = _decimal(line.get("quantity")), _decimal(line.get("price"))
+    if quantity is None or price is None:
+        return None
+    return (quantity * price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def products_digest(lines: list[dict]) -> str:
+    """A fingerprint of a deal's product lines as its page showed them: saving the page's lines
+    is refused if someone changed the lines meanwhile (any other change, a move, does not
+    matter: the deal's version would refuse those too)."""
+    canonical = [{key: line.get(key) for key in LINE_KEYS} for line in lines]
+    text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def submitted_lines(form) -> list[dict]:
+    """The lines of the deal page's products form (``lines-<n>-<field>``) as typed, in the
+    order of their rows on the page (a browser posts fields in page order; ``n`` only keeps a
+    row's fields together: a picked product's row goes before the empty one, with a higher
+    number); rows marked for removal and the empty row for a new line are left out."""
+    rows: dict[str, dict] = {}  # by n, in the order first posted
+    for key in form:
+        match = LINE_FIELD.match(key)
+        if match:
+            rows.setdefault(match.group(1), {})[match.group(2)] = (form.get(key) or "").strip()
+    lines = []
+    for row in rows.values():
+        if row.get("remove") or not any(row.get(k) for k in ("sku", "name", "quantity", "price")):
+            continue
+        lines.append({key: row.get(key, "") for key in LINE_KEYS})
+    return lines
+
+
+def _number_text(value: str) -> str:
+    """``1 500,50`` as ``1500.50``: digits grouped with spaces and a decimal comma, as people
+    type them in Russia."""
+    return _BLANKS.sub("", value).replace(",", ".")
+
+
+def lines_payload(lines: list[dict]) -> list[dict]:
+    """The typed lines as the deals service takes them (ProductLineSchema); InvalidInput naming
+    the line and field at fault. A picked product without an article is sold by its id."""
+    if len(lines) > MAX_LINES:
+        raise InvalidInput(f"A deal holds at most {MAX_LINES} product lines.")
+    payload, problems = [], []
+    schema = instance(ProductLineSchema)
+    for number, line in enumerate(lines, 1):
+        item = {"sku": line["sku"] or line["product_id"], "product_id": line["product_id"] or None,
+                "name": line["name"] or None, "quantity": _number_text(line["quantity"]),
+                "price": _number_text(line["price"])}
+        errors = {}
+        for key, what in (("sku", "enter the SKU"), ("quantity", "enter the quantity"),
+                          ("price", "enter the price of one unit")):
+            if not item[key]:
+                errors[key] = [what]
+        for key, messages in schema.validate(item).items():
+            errors.setdefault(key, messages if isinstance(messages, list) else [str(messages)])
+        if errors:
+            label = f"Line {number}" + (f" ({item['name'] or item['sku']})"
+                                        if item["name"] or item["sku"] else "")
+            problems.append(label + ": " + "; ".join(
+                f"{key}: {' '.join(map(str, messages))}" for key, messages in errors.items()))
+        payload.append(item)
+    if problems:
+        raise InvalidInput("The products were not saved. " + " ".join(
+            p if p.endswith(".") else p + "." for p in problems))
+    return payload
+
+
+def product_rows(lines: list[dict], stock: dict | None) -> list[dict]:
+    """Lines for the deal page: each with its sum and, for a catalog product, the catalog's
+    offer (its stock per warehouse) and whether the stock falls short of the quantity."""
+    rows = []
+    for line in lines:
+        offer = (stock or {}).get(line.get("product_id")) if line.get("product_id") else None
+        quantity, available = _decimal(line.get("quantity")), offer and _decimal(offer["in_stock"])
+        rows.append({**{key: line.get(key) for key in LINE_KEYS}, "catalog": offer,
+                     "sum": line_sum(line),
+                     "short": bool(offer and quantity is not None and available is not None
+                                   and available < quantity)})
+    return rows
+
+
+TEMPLATES.filters.update(qty=plain_number)
 
 
 # -- pages -------------------------------------------------------------------------------------
@@ -206,13 +337,45 @@ class SalesUi:
     def ui_deal(self, request, principal, deal_id):
         return self._ui_deal_page(principal, deal_id)
 
-    def _ui_deal_page(self, principal, deal_id: str, error: str | None = None, status=200):
+    def _ui_deal_page(self, principal, deal_id: str, error: str | None = None, status=200,
+                      lines: list[dict] | None = None, digest: str | None = None):
+        """The deal's page; ``lines`` (with the ``digest`` of the lines they were typed over):
+        a products form that was refused, shown as typed."""
         deal = self.deals.get_deal(deal_id)
         pipeline = self.deals.get_pipeline(deal["pipeline_id"])
+        saved = deal.get("products") or []
+        shown = saved if lines is None else lines
+        catalog = allowed(principal.role, CATALOG_READ)
+        stock, stock_error = self._ui_stock(shown) if catalog else ({}, None)
+        rows = product_rows(shown, stock)
+        sums = [row["sum"] for row in rows]
         return render("deal.html", status, principal=principal, deal=deal, error=error,
                       stages=pipeline["stages"], history=list(reversed(deal["history"])),
                       tasks=_with_deals(deal["tasks"], {}), nav="pipelines",
-                      board_url=_board_url(deal["pipeline_id"], deal_id=deal["id"]))
+                      board_url=_board_url(deal["pipeline_id"], deal_id=deal["id"]),
+                      product_rows=rows, show_stock=catalog, stock_error=stock_error,
+                      lines_total=sum(sums) if sums and None not in sums else None,
+                      products_digest=digest if lines is not None else products_digest(saved))
+
+    def _ui_stock(self, lines: list[dict]) -> tuple[dict | None, str | None]:
+        """The catalog's offers of the lines that sell one, by id, for their stock: one call
+        (one per 200 products). ``(None, why)`` when the catalog does not answer: the page is
+        still worth showing."""
+        ids = list(dict.fromkeys(line["product_id"] for line in lines if line.get("product_id")))
+        if not ids:
+            return {}, None
+        found = {}
+        try:
+            for start in range(0, len(ids), STOCK_IDS_PER_CALL):
+                chunk = ids[start:start + STOCK_IDS_PER_CALL]
+                page = self._ui_search_products(
+                    {"ids": chunk, "include_inactive": True, "limit": len(chunk)})
+                found.update((offer["id"], offer) for offer in page["items"])
+        except (CrmhubError, RemoteError) as exc:
+            log.warning("catalog failed: a deal page without stock", error=str(exc))
+            return None, ("Stock unavailable: the catalog service failed or did not answer. "
+                          "The lines are as saved; reload in a moment for their stock.")
+        return found, None
 
     @http("POST", "/deals/<string:deal_id>/move")
     @html_page
@@ -231,6 +394,68 @@ class SalesUi:
         except InvalidInput as exc:
             return self._ui_deal_page(principal, deal_id, status=400, error=exc.message)
         return redirect(f"/deals/{quote(deal_id)}", 303)
+
+    @http("POST", "/deals/<string:deal_id>/products")
+    @html_page
+    @ui_page(permission=WRITE)
+    def ui_deal_products(self, request, principal, deal_id):
+        """The deal page's products form: lines typed by hand or filled by the product picker
+        (ui.js), saved whole through the deals service's ``update_deal`` (what ``PATCH
+        /api/v1/deals/<id>`` does). Refused (409, the lines as they are now) if someone changed
+        the deal's lines since the page was loaded; a change of anything else (a move, the
+        amount) does not stand in the way. A line that does not check out is a 400 with the
+        lines as typed."""
+        lines = submitted_lines(request.form)
+        digest = request.form.get("products_digest") or ""
+        try:
+            products = lines_payload(lines)
+        except InvalidInput as exc:
+            return self._ui_deal_page(principal, deal_id, status=400, error=exc.message,
+                                      lines=lines, digest=digest)
+        for _attempt in range(3):  # the deal's version moves on with every move and task
+            deal = self.deals.get_deal(deal_id)
+            if products_digest(deal.get("products") or []) != digest:
+                break
+            try:
+                self.deals.update_deal(deal_id, {"products": products,
+                                                 "expected_version": deal["version"]},
+                                       principal.name)
+            except Conflict:
+                continue
+            except InvalidInput as exc:
+                details = f" ({json.dumps(exc.details, ensure_ascii=False)})" if exc.details else ""
+                return self._ui_deal_page(principal, deal_id, status=400, lines=lines,
+                                          digest=digest, error=(
+                                              f"The products were not saved: {exc.message}"
+                                              f"{details}"))
+            return redirect(f"/deals/{quote(deal_id)}#products", 303)
+        return self._ui_deal_page(principal, deal_id, status=409, error=(
+            "Someone changed the products of this deal since you opened it, so yours were not "
+            "saved. Here they are as they are now: make your changes again."))
+
+    # -- the product picker --------------------------------------------------------------------
+    @http("GET", "/ui/products")
+    @html_page
+    @ui_json(CATALOG_READ)
+    def ui_products(self, request, principal):
+        """``GET /api/v1/products`` for the deal page's product picker (ui.js), in the page's
+        session: the same query (``q``, ``ids``, ``in_stock``, ``limit``, ``offset``; 10 at a
+        time unless asked) and the same page of products. A catalog that does not answer is a
+        503 the picker shows."""
+        query = product_query(request)
+        query.setdefault("limit", PICKER_LIMIT)
+        return self._ui_search_products(query)
+
+    def _ui_search_products(self, query: dict) -> dict:
+        """The catalog's ``search_products``, waiting ``CATALOG_WAIT_SECONDS`` at most. A
+        catalog service that is not running is Unavailable: the broker either returns the
+        request at once (UnknownService) or nobody ever answers it."""
+        try:
+            with eventlet.Timeout(CATALOG_WAIT_SECONDS,
+                                  Unavailable("the catalog service did not answer")):
+                return self.catalog.search_products(query)
+        except UnknownService:
+            raise Unavailable("the catalog service is not running") from None
 
     # -- tasks ---------------------------------------------------------------------------------
     @http("GET", "/tasks")

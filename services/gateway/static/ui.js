@@ -1,6 +1,7 @@
 // crmhub operator UI. Every page works without this script; it only adds search as you type,
 // times in the operator's own time zone, "/" to jump to the search box, dragging deals on a
-// pipeline board, "load more" in a board's column, and reminders of tasks as they fall due.
+// pipeline board, "load more" in a board's column, reminders of tasks as they fall due, and a
+// deal's product picker.
 (function () {
   "use strict";
 
@@ -695,6 +696,403 @@
     });
   }
 
+  // -- a deal's products: the lines form and the product picker ---------------------------------
+  // The lines are a plain form (typed by hand, saved by its button, without this script too).
+  // Here the sums follow what is typed, a new empty row appears once the last one is used, and
+  // the picker searches the catalog as the manager types (/ui/products, from 2 characters) and
+  // fills a line with the chosen product: its id, article (else id) as SKU, name, first price,
+  // quantity 1 and its stock. Nothing is saved until "Save products".
+
+  var PICKER_MIN_CHARS = 2;
+  var PICKER_DELAY_MS = 250;
+  var PICKER_LIMIT = 10;
+  var CURRENCY_SIGNS = {RUB: "₽"};
+
+  // Numbers as the server's money() and qty filters write them: 150 000 ₽, 1 500.50 ₽, 12, 1.5.
+  function decimal(text) {
+    var value = String(text === undefined || text === null ? "" : text)
+      .replace(/[\s\u00a0\u202f]/g, "").replace(",", ".");
+    return value === "" || isNaN(Number(value)) ? null : Number(value);
+  }
+
+  function grouped(text) {
+    var parts = text.split(".");
+    parts[0] = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, "\u202f");
+    return parts.join(".");
+  }
+
+  function moneyText(value, currency) {
+    if (value === null || value === undefined || !isFinite(value)) {
+      return "";
+    }
+    var cents = Math.round(value * 100);
+    var text = grouped(cents % 100 === 0 ? String(cents / 100) : (cents / 100).toFixed(2));
+    return (text + "\u00a0" + (CURRENCY_SIGNS[currency] || currency || "")).trim();
+  }
+
+  function quantityText(value) {
+    var number = decimal(value);
+    return number === null ? String(value || "") : String(Math.round(number * 1000) / 1000);
+  }
+
+  function stockCell(product) {
+    var cell = document.createDocumentFragment();
+    var list = el("ul", {"class": "stock-list"});
+    product.stock.forEach(function (place) {
+      var item = el("li");
+      item.appendChild(el("span", {"class": "warehouse"},
+                          place.warehouse || place.warehouse_id || "All warehouses"));
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(el("strong", {"class": "stock-quantity"}, quantityText(place.quantity)));
+      list.appendChild(item);
+    });
+    cell.appendChild(list);
+    var total = el("div", {"class": "stock-total"}, "Total ");
+    total.appendChild(el("strong", {"data-stock-total": ""}, quantityText(product.in_stock)));
+    if (product.unit) {
+      total.appendChild(document.createTextNode(" " + product.unit));
+    }
+    cell.appendChild(total);
+    return cell;
+  }
+
+  function startProductLines() {
+    var form = document.querySelector("form[data-products-form]");
+    if (!form) {
+      return null;
+    }
+    var body = form.querySelector("[data-product-lines]");
+    var template = document.getElementById("product-line-template");
+    var unsaved = form.querySelector("[data-unsaved]");
+    var totalCell = form.querySelector("[data-lines-total]");
+    var currency = form.getAttribute("data-currency");
+
+    function field(row, name) {
+      return row.querySelector('[name$="-' + name + '"]');
+    }
+
+    function changed() {
+      if (unsaved) {
+        unsaved.hidden = false;
+      }
+    }
+
+    function refreshSums() {
+      var total = 0;
+      var complete = true;
+      var any = false;
+      body.querySelectorAll("tr.product-line").forEach(function (row) {
+        var quantity = field(row, "quantity");
+        var price = field(row, "price");
+        var remove = field(row, "remove");
+        var cell = row.querySelector("[data-line-sum]");
+        if (!quantity || !price || !cell) {
+          return;
+        }
+        var q = decimal(quantity.value);
+        var p = decimal(price.value);
+        var sum = q !== null && p !== null ? Math.round(q * p * 100) / 100 : null;
+        cell.textContent = sum === null ? "" : moneyText(sum, currency);
+        row.classList.toggle("removed", Boolean(remove && remove.checked));
+        var typed = quantity.value.trim() || price.value.trim() || field(row, "sku").value.trim();
+        if (!typed || (remove && remove.checked)) {
+          return;
+        }
+        any = true;
+        if (sum === null) {
+          complete = false;
+        } else {
+          total += sum;
+        }
+      });
+      if (totalCell) {
+        totalCell.textContent = any && complete ? moneyText(Math.round(total * 100) / 100, currency) : "";
+      }
+    }
+
+    function nextIndex() {
+      var highest = -1;
+      body.querySelectorAll("tr[data-line-index]").forEach(function (row) {
+        highest = Math.max(highest, Number(row.getAttribute("data-line-index")) || 0);
+      });
+      return highest + 1;
+    }
+
+    // A row of the server's template, its fields numbered after the others.
+    function newRow() {
+      var index = String(nextIndex());
+      var row = template.content.firstElementChild.cloneNode(true);
+      row.setAttribute("data-line-index", index);
+      row.querySelectorAll("[name]").forEach(function (input) {
+        input.name = input.name.replace("__index__", index);
+      });
+      return row;
+    }
+
+    function blankRow() {
+      return body.querySelector("tr[data-blank-row]");
+    }
+
+    // Typing in the empty row makes it a line: another empty row comes after it.
+    function useBlank(row) {
+      if (!row || !row.hasAttribute("data-blank-row") || !template) {
+        return;
+      }
+      row.removeAttribute("data-blank-row");
+      var stock = row.querySelector("[data-stock]");
+      if (stock && !stock.textContent.trim()) {
+        stock.textContent = "—";  // typed by hand: no stock to show
+      }
+      var fresh = newRow();
+      fresh.setAttribute("data-blank-row", "");
+      var remove = fresh.querySelector(".line-remove");
+      if (remove) {
+        remove.remove();
+      }
+      var freshStock = fresh.querySelector("[data-stock]");
+      if (freshStock) {
+        freshStock.replaceChildren();
+      }
+      body.appendChild(fresh);
+    }
+
+    form.addEventListener("input", function (event) {
+      var row = event.target.closest ? event.target.closest("tr.product-line") : null;
+      if (!row) {
+        return;
+      }
+      if (event.target.value && event.target.value.trim()) {
+        useBlank(row);
+      }
+      refreshSums();
+      changed();
+    });
+    form.addEventListener("change", function (event) {
+      if (event.target.type === "checkbox") {
+        refreshSums();
+        changed();
+      }
+    });
+
+    // A product of the catalog as a line: one more of it if it is on the deal already.
+    function addProduct(product) {
+      var rows = body.querySelectorAll("tr.product-line");
+      for (var i = 0; i < rows.length; i += 1) {
+        var id = field(rows[i], "product_id");
+        var remove = field(rows[i], "remove");
+        if (id && id.value === product.id && !(remove && remove.checked)) {
+          var quantity = field(rows[i], "quantity");
+          quantity.value = quantityText((decimal(quantity.value) || 0) + 1);
+          refreshSums();
+          changed();
+          quantity.focus();
+          quantity.select();
+          return rows[i];
+        }
+      }
+      var row = newRow();
+      var price = product.prices && product.prices.length ? product.prices[0] : null;
+      row.setAttribute("data-product-id", product.id);
+      row.classList.add("picked");
+      field(row, "product_id").value = product.id;
+      field(row, "quantity").value = "1";
+      field(row, "price").value = price ? price.amount : "";
+      // The catalog's SKU and name, as text (sent in hidden fields), as the page shows them.
+      [["sku", product.article || product.id, "code"], ["name", product.name, "span"]]
+        .forEach(function (item) {
+          var input = field(row, item[0]);
+          var shown = el("input", {type: "hidden", name: input.name, value: item[1]});
+          input.replaceWith(shown);
+          shown.parentNode.appendChild(el(item[2], {"class": "line-" + item[0] + "-text"}, item[1]));
+        });
+      var stock = row.querySelector("[data-stock]");
+      if (stock) {
+        stock.replaceChildren(stockCell(product));
+      }
+      body.insertBefore(row, blankRow());
+      refreshSums();
+      changed();
+      if (price && price.currency && currency && price.currency !== currency) {
+        toast({kind: "info", title: "Price in " + price.currency,
+               text: "«" + product.name + "» is priced in " + price.currency + " and the deal in " +
+                     currency + ": check the price.", timeout: 10000});
+      }
+      var focus = price ? field(row, "quantity") : field(row, "price");
+      focus.focus();
+      focus.select();
+      return row;
+    }
+
+    return {addProduct: addProduct};
+  }
+
+  function startProductPicker(lines) {
+    var picker = document.querySelector("[data-product-picker]");
+    if (!picker || !lines) {
+      return;
+    }
+    var input = picker.querySelector("input[type=search]");
+    var list = picker.querySelector("[role=listbox]");
+    var status = picker.querySelector("[data-picker-status]");
+    var source = picker.getAttribute("data-source");
+    var currency = picker.closest("form").getAttribute("data-currency");
+    var timer = null;
+    var latest = 0;
+    var found = [];
+    var active = -1;
+    picker.hidden = false;
+
+    function close() {
+      list.replaceChildren();
+      list.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+      found = [];
+      active = -1;
+    }
+
+    function highlight(index) {
+      var options = list.querySelectorAll("[role=option]");
+      options.forEach(function (option, i) {
+        option.setAttribute("aria-selected", i === index ? "true" : "false");
+      });
+      active = index;
+      if (index >= 0 && options[index]) {
+        input.setAttribute("aria-activedescendant", options[index].id);
+        options[index].scrollIntoView({block: "nearest"});
+      } else {
+        input.removeAttribute("aria-activedescendant");
+      }
+    }
+
+    function choose(index) {
+      var product = found[index];
+      if (!product) {
+        return;
+      }
+      latest += 1;  // an answer still on its way is not wanted any more
+      clearTimeout(timer);
+      close();
+      input.value = "";
+      status.textContent = "Added «" + product.name + "»: set the quantity and price, then save.";
+      lines.addProduct(product);
+    }
+
+    function option(product, index) {
+      var price = product.prices && product.prices.length ? product.prices[0] : null;
+      var inStock = decimal(product.in_stock) || 0;
+      var node = el("li", {"class": "product-match", role: "option", id: "product-match-" + index,
+                           "aria-selected": "false", "data-product-id": product.id});
+      node.appendChild(el("span", {"class": "match-name"}, product.name));
+      node.appendChild(el("span", {"class": "match-price"},
+                          price ? moneyText(decimal(price.amount), price.currency || currency)
+                                : "no price"));
+      node.appendChild(el("span", {"class": "match-meta"},
+                          (product.article ? "Art. " + product.article : product.id) +
+                          (price && price.price_type ? " · " + price.price_type : "")));
+      node.appendChild(el("span", {"class": "match-stock" + (inStock > 0 ? "" : " out")},
+                          inStock > 0 ? "In stock: " + quantityText(product.in_stock) +
+                                        (product.unit ? " " + product.unit : "")
+                                      : "Out of stock"));
+      // mousedown, not click: the search box keeps its focus (and the list stays) until chosen.
+      node.addEventListener("mousedown", function (event) {
+        event.preventDefault();
+        choose(index);
+      });
+      node.addEventListener("mousemove", function () {
+        if (active !== index) {
+          highlight(index);
+        }
+      });
+      return node;
+    }
+
+    function show(page) {
+      close();
+      found = page.items;
+      found.forEach(function (product, index) {
+        list.appendChild(option(product, index));
+      });
+      list.hidden = !found.length;
+      input.setAttribute("aria-expanded", found.length ? "true" : "false");
+      if (!found.length) {
+        status.textContent = "Nothing found in the catalog.";
+      } else {
+        status.textContent = found.length + (page.more ? "+ products found: type more to narrow them."
+                                                       : (found.length === 1 ? " product found." : " products found."));
+        highlight(0);
+      }
+    }
+
+    function search() {
+      var q = input.value.trim();
+      var ticket = ++latest;
+      if (q.length < PICKER_MIN_CHARS) {
+        close();
+        status.textContent = q ? "Type at least " + PICKER_MIN_CHARS + " characters." : "";
+        return;
+      }
+      status.textContent = "Searching…";
+      fetch(source + "?" + new URLSearchParams({q: q, limit: String(PICKER_LIMIT)}).toString(),
+            {credentials: "same-origin", headers: {Accept: "application/json"}})
+        .then(function (response) {
+          if (response.status === 401) {
+            toLogin();
+            return null;
+          }
+          return response.json().catch(function () { return null; }).then(function (data) {
+            if (!response.ok) {
+              throw new Error(data && data.message ? data.message : "HTTP " + response.status);
+            }
+            return data;
+          });
+        })
+        .then(function (page) {
+          if (page && ticket === latest) {
+            show(page);
+          }
+        })
+        .catch(function (error) {
+          if (ticket === latest) {
+            close();
+            status.textContent = "The catalog did not answer (" + error.message +
+                                 "). Try again in a moment, or type the line by hand.";
+          }
+        });
+    }
+
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(search, PICKER_DELAY_MS);
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown" && found.length) {
+        event.preventDefault();
+        highlight((active + 1) % found.length);
+      } else if (event.key === "ArrowUp" && found.length) {
+        event.preventDefault();
+        highlight((active - 1 + found.length) % found.length);
+      } else if (event.key === "Enter") {
+        event.preventDefault();  // Enter here picks; it never saves the form
+        if (found.length) {
+          choose(active >= 0 ? active : 0);
+        }
+      } else if (event.key === "Escape") {
+        close();
+      }
+    });
+    input.addEventListener("blur", function () {
+      latest += 1;  // gone elsewhere: an answer on its way opens no list
+      clearTimeout(timer);
+      setTimeout(close, 150);
+    });
+    input.addEventListener("focus", function () {
+      if (input.value.trim().length >= PICKER_MIN_CHARS && !found.length) {
+        search();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     var input = document.querySelector("form.search input[name=q]");
@@ -720,5 +1118,6 @@
     startReminders();
     startCallPopups();
     startCallButtons();
+    startProductPicker(startProductLines());
   });
 })();
