@@ -218,6 +218,12 @@ class Applier:
         return self.sql("SELECT generation FROM digest_generations WHERE grp = :g",
                         g=_group(kind)).scalar() or 0
 
+    def has_digests(self, kind: str) -> bool:
+        """Whether blocks of files of ``kind`` are known in the current generation (if not,
+        as on a first load, the parsing processes need not ask)."""
+        return self.sql("SELECT EXISTS (SELECT 1 FROM block_digests WHERE kind = :k AND "
+                        "generation = :g)", k=kind, g=self.generation(kind)).scalar()
+
     def keep_digests(self, kind: str) -> None:
         """A block digest holds while what it describes is what is stored. An import that
         changed nothing keeps every digest (and adds those of blocks that changed only in

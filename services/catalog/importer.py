@@ -75,9 +75,10 @@ class CountingReader(io.RawIOBase):
 
 
 def read_into(path: Path, kind: str, stager: Stager, on_package, progress: Progress,
-              workers=1, parallel_from=parallel.MIN_PARALLEL_BYTES, generation=0) -> dict:
+              workers=1, parallel_from=parallel.MIN_PARALLEL_BYTES, generation=None) -> dict:
     """Read the file into the stager (its records by ``workers`` processes when it is big);
-    returns what applying it needs to know."""
+    returns what applying it needs to know. ``generation``: of the block digests to compare
+    with (None: none are known, every block is parsed)."""
     reference = {"groups": [], "properties": [], "price_types": [], "warehouses": []}
     read = {"records": 0, "products": 0, "offers": 0, "has_stock": False}
     plan = parallel.plan(path, kind, workers, parallel_from) if stager.postgres else None
@@ -93,8 +94,9 @@ def read_into(path: Path, kind: str, stager: Stager, on_package, progress: Progr
             progress.records, progress.bytes_read = read["records"], progress.bytes_read + bytes_read
 
         url = stager.conn.engine.url.set(drivername="postgresql")
-        read["has_stock"] |= parallel.read_ranges(path, kind, plan, stager, counted,
-                                                  url.render_as_string(hide_password=False), generation)
+        dsn = None if generation is None else url.render_as_string(hide_password=False)
+        read["has_stock"] |= parallel.read_ranges(path, kind, plan, stager, counted, dsn,
+                                                  generation or 0)
     return {"reference": reference, **read}
 
 
@@ -203,7 +205,7 @@ def import_file(engine: sa.Engine, path: Path, job: dict, progress: Progress | N
             started = time.monotonic()
             with Stager(conn) as stager:
                 read = read_into(path, kind, stager, on_package, progress, workers, parallel_from,
-                                 applier.generation(kind))
+                                 applier.generation(kind) if applier.has_digests(kind) else None)
             read_at = time.monotonic()
             counts = finish_package(applier, kind, read)
             log.info("catalog package applied", file=path.name, read_s=round(read_at - started, 2),
