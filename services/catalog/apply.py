@@ -124,6 +124,7 @@ class Applier:
         self.sql(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} PRIMARY KEY ({', '.join(key)})")
         for index in indexes:
             self.sql(index.indexdef)
+        self.sql(f"ANALYZE {table}")  # the next import plans its joins on what is there now
         counts = {f"changed_{table}": count, "arrivals": 0}
         if table == "stock":
             counts["arrivals"] = self.sql("SELECT count(*) FROM stock WHERE quantity > 0").scalar()
