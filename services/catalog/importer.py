@@ -222,10 +222,11 @@ def import_file(engine: sa.Engine, path: Path, job: dict, progress: Progress | N
 
 # -- the import process --------------------------------------------------------------------------
 
-def run_job(config: dict, job_id: str, path: Path | None = None) -> int:
-    """Import one queued job (in its own process): its file in the exchange folder, or
+def run_job(config: dict, job_id: str, path: Path | None = None, engine=None) -> int:
+    """Import one queued job (in an import process): its file in the exchange folder, or
     ``path``; returns the exit status."""
-    engine = make_engine(config, "catalog")
+    own_engine = engine is None
+    engine = engine or make_engine(config, "catalog")
     done = threading.Event()
     progress = Progress()
 
@@ -256,18 +257,37 @@ def run_job(config: dict, job_id: str, path: Path | None = None) -> int:
         return 0
     finally:
         done.set()
+        if own_engine:
+            engine.dispose()
+
+
+def serve(config: dict, lines) -> int:
+    """Import the jobs whose ids come in ``lines`` (stdin), one after the other: a process
+    kept warm spares a small package the second it takes to start a new one."""
+    engine = make_engine(config, "catalog")
+    try:
+        for line in lines:
+            if line.strip():
+                run_job(config, line.strip(), engine=engine)
+    finally:
         engine.dispose()
+    return 0
 
 
 def main(argv=None) -> int:
     from crmhub.runtime.logs import configure_logging
 
-    parser = argparse.ArgumentParser(description="Import one queued catalog job.")
-    parser.add_argument("job")
+    parser = argparse.ArgumentParser(description="Import queued catalog jobs.")
+    parser.add_argument("job", nargs="?", help="the job to import")
     parser.add_argument("--file", type=Path, help="import this file instead of the job's upload")
+    parser.add_argument("--serve", action="store_true", help="import the jobs named on stdin")
     args = parser.parse_args(argv)
     config = json.loads(os.environ.get("CRMHUB_IMPORT_CONFIG") or "{}")
     configure_logging(config)
+    if args.serve:
+        return serve(config, sys.stdin)
+    if not args.job:
+        parser.error("name a job, or --serve")
     return run_job(config, args.job, args.file)
 
 if __name__ == "__main__":

@@ -30,9 +30,11 @@ def _dump(schema_cls, value):
     return instance(schema_cls).dump(value)
 
 
-def importer_command(job_id: str, path=None) -> list[str]:
-    extra = ["--file", str(path)] if path else []
-    return [sys.executable, "-m", "crmhub.services.catalog.importer", job_id, *extra]
+def importer_command(job_id: str | None = None, path=None) -> list[str]:
+    """An import process for one job (with ``path``: that file), or one that imports the
+    jobs named on its stdin (no job)."""
+    args = [job_id, *(["--file", str(path)] if path else [])] if job_id else ["--serve"]
+    return [sys.executable, "-m", "crmhub.services.catalog.importer", *args]
 
 
 def importer_env(config) -> dict:
@@ -43,29 +45,45 @@ def importer_env(config) -> dict:
 
 
 class Importers(DependencyProvider):
-    """Starts import processes: parsing a file of hundreds of megabytes in a service's process
-    would stall its event loop (and hold its memory) for a minute."""
+    """Hands jobs to an import process kept warm: parsing a file of hundreds of megabytes in
+    a service's process would stall its event loop (and hold its memory) for a minute, and a
+    new process per file would cost a small package a second of start-up. The process imports
+    one job after the other (imports take turns anyway); a dead one is started again."""
 
     def setup(self):
-        config = self.container.config
-        self.env_config = config
-        self.processes = set()
+        self.env_config = self.container.config
+        self.process = None
 
     def stop(self):
-        for proc in list(self.processes):
-            proc.wait()  # an import in flight finishes (or fails) whole before the service stops
+        if self.process is not None and self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()  # an import in flight finishes (or fails) whole first
 
     def kill(self):
-        for proc in list(self.processes):
-            proc.kill()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
 
     def get_dependency(self, worker_ctx):
         return self.launch
 
+    def _running(self):
+        if self.process is None or self.process.poll() is not None:
+            self.process = subprocess.Popen(importer_command(), stdin=subprocess.PIPE,
+                                            env=importer_env(self.env_config))
+        return self.process
+
     def launch(self, job_id: str) -> None:
-        proc = subprocess.Popen(importer_command(job_id), env=importer_env(self.env_config))
-        self.processes.add(proc)
-        self.container.spawn_managed_thread(lambda: (proc.wait(), self.processes.discard(proc)))
+        for attempt in (1, 2):
+            process = self._running()
+            try:
+                process.stdin.write(job_id.encode() + b"\n")
+                process.stdin.flush()
+                return
+            except OSError:  # it died since: start another (the job is still queued)
+                process.kill()
+                self.process = None
+                if attempt == 2:
+                    raise
 
 
 class CatalogService:

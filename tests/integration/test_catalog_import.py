@@ -301,3 +301,31 @@ def test_sending_a_big_file_again_parses_only_the_records_that_changed(catalog, 
     assert (back["unchanged"], back["changed_stock"]) == (0, 2)  # a new generation: all parsed
     [offer] = catalog.products(ids=[product_id(3)])
     assert offer["in_stock"] == Decimal(10)
+
+
+def test_a_warm_import_process_imports_the_jobs_it_is_handed_one_after_the_other(catalog, tmp_path):
+    """What the catalog service runs: job ids on the stdin of one import process."""
+    import subprocess
+
+    from crmhub.services.catalog.service import importer_command, importer_env
+
+    url = catalog.engine.url
+    config = {"EXCHANGE_DIR": str(tmp_path / "exchange")}
+    if url.get_backend_name() == "postgresql":
+        config["DATABASE_URL"] = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    else:
+        config["DATA_DIR"] = str(Path(url.database).parent)
+    session = "warm" + uuid.uuid4().hex[:8]
+    folder = tmp_path / "exchange" / session
+    write_exchange(folder, 20, warehouses=1)
+    (folder / "offers_broken.xml").write_bytes((folder / "offers.xml").read_bytes()[:900])
+    with catalog.engine.begin() as conn:
+        queued = [jobs.queue(conn, session, name, None, "1c")[0]["id"]
+                  for name in ("import.xml", "offers_broken.xml", "offers.xml")]
+    proc = subprocess.Popen(importer_command(), stdin=subprocess.PIPE, env=importer_env(config))
+    proc.communicate("".join(f"{job_id}\n" for job_id in queued).encode(), timeout=60)
+    assert proc.returncode == 0
+    with catalog.engine.connect() as conn:
+        states = [jobs.load(conn, job_id)["state"] for job_id in queued]
+    assert states == ["done", "failed", "done"]  # a refused file does not stop the next one
+    assert len(catalog.products()) == 20
