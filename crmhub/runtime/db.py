@@ -111,6 +111,9 @@ def make_engine(config: dict, service: str) -> sa.Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            # SQLite's own lower() folds ASCII only: searches of Cyrillic text use this one.
+            dbapi_conn.create_function("casefold", 1, lambda text: text if text is None else text.casefold(),
+                                       deterministic=True)
 
         return engine
     _patch_psycopg_for_eventlet()

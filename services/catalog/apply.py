@@ -18,12 +18,8 @@ from crmhub.runtime.db import is_postgres
 from crmhub.services.catalog.staging import STAGES, key_columns, value_columns
 
 EVENT_ROWS = 1000
-EVENTS = {  # table -> (event, schema, item fields as SQL)
-    "stock": (ev.STOCK_CHANGED, StockChangedSchema,
-              ("offer_id", "product_id", "warehouse_id", "quantity", "previous", "arrived")),
-    "prices": (ev.PRICE_CHANGED, PriceChangedSchema,
-               ("offer_id", "product_id", "price_type_id", "amount", "previous", "currency")),
-}
+EVENTS = {"stock": (ev.STOCK_CHANGED, StockChangedSchema),  # table -> (event, schema)
+          "prices": (ev.PRICE_CHANGED, PriceChangedSchema)}
 ARRIVED = "(coalesce(old_quantity, 0) <= 0 AND quantity > 0)"
 
 
@@ -276,13 +272,13 @@ class Applier:
     def _emit(self, table: str, source: str | None = None) -> None:
         """Write the events of the changed rows (``chg_<table>``, or ``source`` with the same
         columns) to the outbox, EVENT_ROWS rows per event."""
-        event_type, schema, _ = EVENTS[table]
+        event_type, schema = EVENTS[table]
         fields = self._item_sql(table)
         order = ", ".join(key_columns(table))
         first = self._events[table]
         source = source or f"chg_{table}"
         if self.postgres:
-            written = self._emit_in_sql(event_type, source, fields, order, first)
+            written = self._emit_in_sql(event_type, source, fields, first)
         else:
             written = self._emit_dumped(event_type, schema, source, fields, order, first)
         self._events[table] += written
@@ -310,7 +306,7 @@ class Applier:
                                       "VALUES (:event_type, :payload, :headers, :created_at)"), outbox)
         return len(outbox)
 
-    def _emit_in_sql(self, event_type, source, fields, order, first) -> int:
+    def _emit_in_sql(self, event_type, source, fields, first) -> int:
         """The same events, built by PostgreSQL: dumping a million changed rows with
         marshmallow would cost the importer minutes. Their payloads are those of the event's
         schema (a contract test loads them with it). Rows go to events in no particular order:

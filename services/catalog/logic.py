@@ -34,7 +34,7 @@ def search_products(conn, q=None, ids=None, in_stock=False, include_inactive=Fal
     if q and q.strip():
         text = _like_escape(q.strip().lower())
         name = (offers.c.name.ilike(f"%{text}%", escape="\\") if is_postgres(conn)
-                else sa.func.lower(offers.c.name).like(f"%{text}%", escape="\\"))
+                else sa.func.casefold(offers.c.name).like(f"%{text}%", escape="\\"))
         query = query.where(sa.or_(sa.func.lower(offers.c.article).like(f"{text}%", escape="\\"), name))
     if in_stock:
         query = query.where(sa.exists().where(stock.c.offer_id == offers.c.id, stock.c.quantity > 0))

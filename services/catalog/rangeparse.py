@@ -81,7 +81,6 @@ class RangeStream(io.RawIOBase):
         self._file = open(path, "rb")
         self._file.seek(start)
         self._left = end - start
-        self.consumed = 0  # bytes of the file (not of the wrapper) read so far
 
     def readable(self):
         return True
@@ -93,7 +92,6 @@ class RangeStream(io.RawIOBase):
             if part is None:
                 data = self._file.read(min(size, self._left)) if self._left > 0 else b""
                 self._left -= len(data)
-                self.consumed += len(data)
             else:
                 data = part.read(size)
             if data:

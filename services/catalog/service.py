@@ -3,6 +3,7 @@ import json
 import os
 import sys
 
+import sqlalchemy as sa
 import structlog
 from eventlet.green import subprocess
 from nameko.dependency_providers import Config
@@ -37,11 +38,10 @@ def importer_command(job_id: str | None = None, path=None) -> list[str]:
     return [sys.executable, "-m", "crmhub.services.catalog.importer", *args]
 
 
-def importer_env(config) -> dict:
+def importer_env(config: dict) -> dict:
     """The environment of an import process: this one's, and the config it needs as JSON."""
-    if isinstance(config, dict):
-        config = json.dumps({k: config.get(k) for k in IMPORTER_CONFIG if config.get(k)})
-    return dict(os.environ, CRMHUB_IMPORT_CONFIG=config)
+    needed = json.dumps({k: config.get(k) for k in IMPORTER_CONFIG if config.get(k)})
+    return dict(os.environ, CRMHUB_IMPORT_CONFIG=needed)
 
 
 class Importers(DependencyProvider):
@@ -133,9 +133,13 @@ class CatalogService:
     @timer("IMPORT_CHECK_SECONDS", default=15.0)
     def watch_imports(self):
         """Fail imports whose process died; start queued ones that no process took (their
-        service instance stopped before it could)."""
+        service instance stopped before it could). While an import runs, jobs wait for their
+        turn: they are not handed out again."""
         jobs.fail_stale(self.db.engine)
         with self.db.connect() as conn:
+            if conn.execute(sa.select(import_jobs.c.id).where(import_jobs.c.state == "running")
+                            .limit(1)).first() is not None:
+                return
             waiting = conn.execute(import_jobs.select().where(
                 import_jobs.c.state == "queued",
                 import_jobs.c.created_at < utcnow() - jobs.STALE_AFTER)).all()
