@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import catalog, deals, ingest, lookup, telephony
+from bench import campaigns, catalog, deals, email, ingest, lookup, messenger, telephony
 from bench.common import RESULTS
 
 SUITES = {"ingest": ingest, "lookup": lookup, "deals": deals, "telephony": telephony,
-          "catalog": catalog}
+          "catalog": catalog, "campaigns": campaigns, "messenger": messenger, "email": email}
 
 
 def main():
@@ -62,6 +62,20 @@ def main():
                         help="catalog: parsing processes (default: cores)")
     parser.add_argument("--load-workers", type=int, default=4,
                         help="telephony: load generator processes of the call-events phase")
+    parser.add_argument("--campaign-clients", type=int, default=100_000,
+                        help="campaigns: consenting clients the campaign goes to")
+    parser.add_argument("--campaign-rate", type=int, default=6000,
+                        help="campaigns: the campaign's rate, emails per minute")
+    parser.add_argument("--campaign-window", type=float, default=60,
+                        help="campaigns: seconds over which the send rate is measured")
+    parser.add_argument("--mailbox-messages", type=int, default=50_000,
+                        help="email: messages in the mailbox of the IMAP sync")
+    parser.add_argument("--messages", type=int, default=500,
+                        help="messenger: new clients writing, then as many messages of theirs")
+    parser.add_argument("--message-rate", type=float, default=20.0,
+                        help="messenger: Telegram updates per second")
+    parser.add_argument("--messenger-layout", default="gateway,messenger,contacts,deals",
+                        help="messenger: services per process, e.g. all or gateway,messenger+contacts,deals")
     args = parser.parse_args()
     chosen = args.suites or list(SUITES)
     results = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
@@ -93,6 +107,19 @@ def main():
         if "catalog" in chosen:
             results["catalog"] = catalog.run(workdir, offers=args.offers, workers=args.import_workers)
             print(json.dumps({"catalog": results["catalog"]}, indent=2), flush=True)
+        if "campaigns" in chosen:
+            results["campaigns"] = campaigns.run(workdir, count=args.campaign_clients,
+                                                 rate_per_minute=args.campaign_rate,
+                                                 measure_s=args.campaign_window)
+            print(json.dumps({"campaigns": results["campaigns"]}, indent=2), flush=True)
+        if "messenger" in chosen:
+            results["messenger"] = messenger.run(workdir, messages=args.messages,
+                                                 rate=args.message_rate,
+                                                 layout=args.messenger_layout)
+            print(json.dumps({"messenger": results["messenger"]}, indent=2), flush=True)
+        if "email" in chosen:
+            results["email"] = email.run(workdir, messages=args.mailbox_messages)
+            print(json.dumps({"email": results["email"]}, indent=2), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))

@@ -21,6 +21,16 @@ PERMISSIONS = {
     # The catalog from 1C: products with prices and stock; the imports' state.
     "catalog:read": {"admin", "manager", "operator", "integrator"},
     "catalog:imports": {"admin", "integrator"},
+    # Email campaigns: their drafts, previews and metrics; sending and cancelling them.
+    "campaigns:read": {"admin", "manager", "integrator"},
+    "campaigns:write": {"admin", "manager"},
+    # Messenger conversations on the card: read them, and reply to the client.
+    "messages:read": {"admin", "manager", "operator", "integrator"},
+    "messages:send": {"admin", "manager", "operator"},
+    # Email on the card: read the threads, write to the client; manage the templates.
+    "email:read": {"admin", "manager", "operator", "integrator"},
+    "email:send": {"admin", "manager", "operator", "integrator"},
+    "email:templates": {"admin", "manager"},
 }
 ROLES = {"admin", "manager", "operator", "integrator"}
 

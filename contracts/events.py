@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crmhub.contracts import calls, catalog, contacts, deals, forms
+from crmhub.contracts import calls, campaigns, catalog, contacts, deals, forms
+from crmhub.contracts import email as emails
+from crmhub.contracts import messages as messaging
 from crmhub.contracts.base import EventSchema
 
 FORM_SUBMITTED = "form_submitted"
@@ -35,6 +37,19 @@ RECORDING_READY = "recording_ready"
 STOCK_CHANGED = "stock_changed"
 PRICE_CHANGED = "price_changed"
 CATALOG_IMPORTED = "catalog_imported"
+MESSAGE_INCOMING = "message_incoming"
+MESSAGE_STATUS = "message_status"
+MESSAGE_RECEIVED = "message_received"
+MESSAGE_SENT = "message_sent"
+MESSAGE_STATUS_CHANGED = "message_status_changed"
+EMAILS_QUEUED = "emails_queued"
+EMAIL_SENT = "email_sent"
+EMAIL_RECEIVED = "email_received"
+EMAIL_BOUNCED = "email_bounced"
+CAMPAIGN_EMAIL_OPENED = "campaign_email_opened"
+CAMPAIGN_LINK_CLICKED = "campaign_link_clicked"
+CAMPAIGN_UNSUBSCRIBE_REQUESTED = "campaign_unsubscribe_requested"
+CONSENT_CHANGED = "consent_changed"
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,39 @@ CATALOG: dict[str, EventSpec] = {spec.name: spec for spec in (
               "An import from 1C changed prices (only those that changed, up to 1,000 per event)."),
     EventSpec(CATALOG_IMPORTED, "catalog", catalog.CatalogImportedSchema, 1,
               "An exchange file from 1C was imported whole, or refused with nothing applied."),
+    EventSpec(MESSAGE_INCOMING, "gateway", messaging.MessageIncomingSchema, 1,
+              "A client wrote to a bot or business number (Telegram, WhatsApp connectors)."),
+    EventSpec(MESSAGE_STATUS, "gateway", messaging.MessageStatusSchema, 1,
+              "A messenger reported an outgoing message sent, delivered, read or failed."),
+    EventSpec(MESSAGE_RECEIVED, "messenger", messaging.MessageEventSchema, 1,
+              "A client's message was stored in its conversation (the card found or created)."),
+    EventSpec(MESSAGE_SENT, "messenger", messaging.MessageEventSchema, 1,
+              "A manager sent a message: stored as queued; the messenger service delivers it "
+              "(retried while the messenger is down, then dead-lettered)."),
+    EventSpec(MESSAGE_STATUS_CHANGED, "messenger", messaging.MessageEventSchema, 1,
+              "An outgoing message moved on (sent, delivered, read or failed), or an attempt "
+              "to deliver it failed and will be retried (still queued, with the error)."),
+    EventSpec(EMAILS_QUEUED, "email", emails.EmailsQueuedSchema, 1,
+              "Outgoing emails were queued (one event per batch of ids): the email service's "
+              "sender delivers them through SMTP."),
+    EventSpec(EMAIL_SENT, "email", emails.EmailSentSchema, 1,
+              "The SMTP server accepted an outgoing email (it goes on the card's timeline)."),
+    EventSpec(EMAIL_RECEIVED, "email", emails.EmailReceivedSchema, 1,
+              "The IMAP sync found a new email from a client (not a bounce); an unknown sender "
+              "gets a card and a lead."),
+    EventSpec(EMAIL_BOUNCED, "email", emails.EmailSentSchema, 1,
+              "A delivery status notification in a synced mailbox reported an outgoing email "
+              "as undeliverable."),
+    EventSpec(CAMPAIGN_EMAIL_OPENED, "gateway", campaigns.TrackedEmailSchema, 1,
+              "A client's mail program loaded the open pixel of a campaign email (every load)."),
+    EventSpec(CAMPAIGN_LINK_CLICKED, "gateway", campaigns.LinkClickedSchema, 1,
+              "A client followed a link of a campaign email (every click; the token proves the "
+              "URL was in the email)."),
+    EventSpec(CAMPAIGN_UNSUBSCRIBE_REQUESTED, "gateway", campaigns.TrackedEmailSchema, 1,
+              "A client used the unsubscribe link (or one-click List-Unsubscribe) of a campaign "
+              "email: the email service withdraws their email consent."),
+    EventSpec(CONSENT_CHANGED, "email", campaigns.ConsentChangedSchema, 1,
+              "A client's consent on a channel changed (granted or withdrawn), with its source."),
 )}
 
 

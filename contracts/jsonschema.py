@@ -75,6 +75,14 @@ def _place_call_target(doc: dict) -> None:
                      "required": [field]} for field in ("contact_id", "number")]
 
 
+def _segment_stage_needs_pipeline(doc: dict) -> None:
+    """``SegmentSchema._stage_needs_pipeline``: a stage only within a pipeline."""
+    doc.setdefault("allOf", []).append(
+        {"if": {"properties": {"stage_key": {"type": "string"}}, "required": ["stage_key"]},
+         "then": {"properties": {"pipeline_id": {"type": "string", "minLength": 1}},
+                  "required": ["pipeline_id"]}})
+
+
 #: ``(schema class name, hook name)`` -> a function that adds the hook's check to the schema's
 #: JSON Schema (in place). Every ``@validates_schema`` / ``@validates`` hook of an exported
 #: contract must be listed here.
@@ -82,6 +90,7 @@ RULES: dict[tuple[str, str], Callable[[dict], None]] = {
     ("FormSubmittedSchema", "_reachable"): _form_submitted_reachable,
     ("CallSignalSchema", "_complete"): _call_signal_complete,
     ("PlaceCallSchema", "_target"): _place_call_target,
+    ("SegmentSchema", "_stage_needs_pipeline"): _segment_stage_needs_pipeline,
 }
 
 

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from marshmallow import Schema
 
 from crmhub.contracts import calls, catalog, contacts, deals
+from crmhub.contracts import campaigns as camp
+from crmhub.contracts import email as mail
+from crmhub.contracts import messages as chat
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,15 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "Seat a manager at an extension."),
     RpcSpec("telephony", "delete_extension", None, calls.ExtensionListSchema,
             "Free an extension; returns the extensions left."),
+    RpcSpec("contacts", "identify_sender", chat.IdentifySenderSchema, chat.SenderCardSchema,
+            "The card of a messenger sender: by phone, else a new card keeping the handle."),
+    RpcSpec("messenger", "send_message", chat.SendRequestSchema, chat.MessageSchema,
+            "Queue a manager's message to a client's conversation; the same idempotency_key "
+            "returns the first message. Delivery follows (message_status_changed)."),
+    RpcSpec("messenger", "conversations", chat.ConversationsQuerySchema,
+            chat.ConversationListSchema,
+            "The conversations of cards (a card and its merged ids), with latest messages."),
+    RpcSpec("messenger", "get_message", None, chat.MessageSchema, "A message by id."),
     RpcSpec("catalog", "search_products", catalog.ProductQuerySchema, catalog.ProductPageSchema,
             "Offers with prices and stock: by part of the name, article prefix, or ids."),
     RpcSpec("catalog", "import_file", catalog.ImportRequestSchema, catalog.ImportJobSchema,
@@ -104,4 +116,42 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
     RpcSpec("catalog", "get_import", None, catalog.ImportJobSchema, "An import job by id."),
     RpcSpec("catalog", "list_imports", None, catalog.ImportJobListSchema,
             "Recent import jobs, newest first."),
+    RpcSpec("contacts", "segment", camp.ContactSegmentRequestSchema, camp.ContactSegmentPageSchema,
+            "A page of the live cards with an email that a campaign segment's card filters "
+            "select (tags, source, last activity), in id order."),
+    RpcSpec("deals", "segment_contacts", camp.DealSegmentRequestSchema, camp.DealSegmentPageSchema,
+            "Card ids with an open deal in a pipeline (and stage), in id order."),
+    RpcSpec("email", "set_consent", camp.ConsentRequestSchema, camp.ConsentsSchema,
+            "Record a client's consent or its withdrawal on a channel, with time and source."),
+    RpcSpec("email", "get_consents", None, camp.ConsentsSchema,
+            "A card's consent per channel and its history."),
+    RpcSpec("email", "create_campaign", camp.CampaignCreateSchema, camp.CampaignSchema,
+            "Create a campaign draft; a template that does not compile is refused."),
+    RpcSpec("email", "list_campaigns", None, camp.CampaignListSchema, "Campaigns, newest first."),
+    RpcSpec("email", "get_campaign", None, camp.CampaignSchema, "A campaign by id."),
+    RpcSpec("email", "preview_campaign", None, camp.CampaignPreviewSchema,
+            "Consenting and excluded clients of the segment now, and the first one's email."),
+    RpcSpec("email", "send_campaign", None, camp.CampaignSchema,
+            "Start sending a draft (again: no change); Conflict once done or cancelled."),
+    RpcSpec("email", "cancel_campaign", None, camp.CampaignSchema,
+            "Stop queuing a campaign's emails."),
+    RpcSpec("email", "campaign_metrics", None, camp.CampaignMetricsSchema,
+            "Sent, failed, bounced, opened, clicks per link, unsubscribed and the rates."),
+    RpcSpec("email", "send_email", mail.SendEmailSchema, mail.OutgoingEmailSchema,
+            "Queue an email to a card's client from a template or subject and body (Jinja2 "
+            "with the card's fields); the same idempotency key again returns the first."),
+    RpcSpec("email", "get_email", None, mail.OutgoingEmailSchema,
+            "An outgoing email and its delivery (status, attempts, last error, bounce)."),
+    RpcSpec("email", "list_threads", mail.EmailThreadQuerySchema, mail.EmailThreadListSchema,
+            "A client's email threads (by card id and addresses), newest first."),
+    RpcSpec("email", "list_templates", None, mail.EmailTemplateListSchema, "Email templates."),
+    RpcSpec("email", "get_template", None, mail.EmailTemplateSchema, "An email template by name."),
+    RpcSpec("email", "put_template", mail.EmailTemplateInputSchema, mail.EmailTemplateSchema,
+            "Create or replace a template; a syntax error is refused naming the part and line."),
+    RpcSpec("email", "delete_template", None, mail.EmailTemplateListSchema,
+            "Delete a template; returns those left."),
+    RpcSpec("email", "sync_mailbox", None, mail.MailboxSyncResultSchema,
+            "Sync one configured mailbox now; returns what was fetched and stored."),
+    RpcSpec("email", "list_mailboxes", None, mail.MailboxListSchema,
+            "Each mailbox's sync state: UIDVALIDITY, last UID, messages, last error."),
 )}

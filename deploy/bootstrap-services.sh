@@ -82,12 +82,29 @@ ensure_chromium() {
   say "Chromium ready"
 }
 
+ensure_dovecot() {
+  # The email tests and bench start their own dovecot on a free port with a config in a temp
+  # dir: only the binaries are needed, never the system service (policy-rc.d keeps the
+  # package's scripts from starting it).
+  if [ ! -x /usr/sbin/dovecot ]; then
+    say "installing dovecot-imapd for the email tests"
+    local guard=0
+    if is_root && [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1
+    fi
+    apt_install dovecot-imapd || { [ "$guard" = 1 ] && rm -f /usr/sbin/policy-rc.d; return 1; }
+    [ "$guard" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  fi
+  say "dovecot ready"
+}
+
 ensure_wrk() {
   command -v wrk >/dev/null || { say "installing wrk for the benchmarks"; apt_install wrk; }
 }
 
 ensure_rabbitmq
 [ "$want_pg" = 1 ] && ensure_postgres
+[ "$want_pg" = 1 ] && ensure_dovecot
 [ "$want_browser" = 1 ] && ensure_chromium
 [ "$want_wrk" = 1 ] && ensure_wrk
 exit 0

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     import requests
 
 # 1.1 added PBX connectors (PbxConnector): click-to-call, recordings, long-lived listeners.
-API_VERSION = "1.1"
+# 1.2 added messenger connectors (MessengerConnector): replies to a client's chat.
+API_VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -289,3 +290,57 @@ class PbxConnector(Connector):
     @classmethod
     def listens(cls) -> bool:
         return cls.listen is not PbxConnector.listen
+
+
+# -- messenger connectors (API 1.2) ------------------------------------------------------------
+
+class MessengerError(Exception):
+    """The messenger did not take an outgoing message. ``unavailable``: it could not be
+    reached or answered 5xx/429 (worth retrying); otherwise it refused the message for good
+    (a blocked bot, an unknown chat) and ``message`` says why, for the manager."""
+
+    def __init__(self, message: str, unavailable: bool = False, details=None):
+        super().__init__(message)
+        self.message = message
+        self.unavailable = unavailable
+        self.details = details
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A manager's reply: ``text`` to ``chat_id`` through ``account`` (a Telegram bot's name in
+    the settings, a WhatsApp phone_number_id)."""
+
+    message_id: str  # ours, for logs and the vendor's idempotency where it has one
+    account: str
+    chat_id: str
+    text: str
+
+
+class MessengerConnector(Connector):
+    """A connector for a messenger: its webhooks give ``message_incoming`` and
+    ``message_status`` events; ``send_message`` delivers a reply.
+
+    Settings messenger connectors share: ``api_url`` (the vendor API's base URL: tests and
+    simulators point it at a local server), ``timeout`` (seconds, default 10) and
+    ``max_attachment_bytes`` (bigger attachments are flagged ``too_large``, default 20 MB).
+    """
+
+    DEFAULT_MAX_ATTACHMENT_BYTES: ClassVar[int] = 20 * 2**20
+
+    @property
+    def timeout(self) -> float:
+        return float(self.settings.get("timeout") or 10)
+
+    @property
+    def max_attachment_bytes(self) -> int:
+        return int(self.settings.get("max_attachment_bytes") or self.DEFAULT_MAX_ATTACHMENT_BYTES)
+
+    def accounts(self) -> list[str]:
+        """The accounts (bots, business numbers) replies can go through."""
+        return []
+
+    def send_message(self, api: requests.Session, message: OutgoingMessage) -> str:
+        """Deliver ``message``; returns the messenger's id of the sent message. Raises
+        MessengerError. ``api`` is a requests session (pass ``timeout=self.timeout``)."""
+        raise MessengerError(f"{self.title or self.name} cannot send messages")

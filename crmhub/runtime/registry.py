@@ -7,7 +7,9 @@ SERVICES = {
     "contacts": "crmhub.services.contacts.service:ContactsService",
     "deals": "crmhub.services.deals.service:DealsService",
     "telephony": "crmhub.services.telephony.service:TelephonyService",
+    "messenger": "crmhub.services.messenger.service:MessengerService",
     "catalog": "crmhub.services.catalog.service:CatalogService",
+    "email": "crmhub.services.email.service:EmailService",
     "gateway": "crmhub.services.gateway.service:GatewayService",
 }
 

@@ -6,13 +6,18 @@ from crmhub.contracts import contacts as schemas
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance, load_input
 from crmhub.contracts.calls import CallerSchema, CallEventSchema, IdentifyCallerSchema
+from crmhub.contracts.campaigns import ContactSegmentPageSchema, ContactSegmentRequestSchema
+from crmhub.contracts.email import EmailReceivedSchema, EmailSentSchema
 from crmhub.contracts.errors import CrmhubError
 from crmhub.contracts.forms import FormSubmittedSchema
+from crmhub.contracts.messages import IdentifySenderSchema, MessageEventSchema, SenderCardSchema
 from crmhub.runtime.db import Database
 from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.service import region
-from crmhub.services.contacts import calls, logic
+from crmhub.services.contacts import calls, logic, segments
+from crmhub.services.contacts import emails as email_entries
+from crmhub.services.contacts import messages as messenger
 from crmhub.services.contacts.models import metadata
 
 EXPECTED = (CrmhubError,)
@@ -72,6 +77,16 @@ class ContactsService:
         request = load_input(IdentifyCallerSchema, request)
         with self.db.transaction() as tx:
             return instance(CallerSchema).dump(calls.identify_caller(tx, request, region(self.config)))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def segment(self, filter, after_id=None, limit=1000):  # noqa: A002 - the contract's name
+        """A page of the cards a campaign segment selects (see contracts/campaigns.py)."""
+        request = load_input(ContactSegmentRequestSchema,
+                             {"filter": filter, "after_id": after_id, "limit": limit})
+        with self.db.connect() as conn:
+            page = segments.segment_page(conn, request["filter"], request["after_id"],
+                                         request["limit"])
+        return instance(ContactSegmentPageSchema).dump(page)
 
     # Two batches in flight: one is in PostgreSQL (its commit waits on the WAL) while the next
     # is prepared; a lost race for a phone between them takes the one-by-one path below.
@@ -146,3 +161,47 @@ class ContactsService:
     @batch_handler("telephony", ev.RECORDING_READY, max_inflight=2)
     def on_recording_ready(self, deliveries):
         self._call_entries(ev.RECORDING_READY, deliveries)
+
+    # -- messenger conversations: a card for a new sender, one entry per message -------------
+    @rpc(expected_exceptions=EXPECTED)
+    def identify_sender(self, request):
+        request = load_input(IdentifySenderSchema, request)
+        with self.db.transaction() as tx:
+            card = messenger.identify_sender(tx, request, region(self.config))
+        return instance(SenderCardSchema).dump(card)
+
+    def _message_entry(self, payload):
+        event = instance(MessageEventSchema).load(payload)
+        with self.db.transaction() as tx:
+            messenger.add_message_entry(tx, event)
+
+    @reliable_handler("messenger", ev.MESSAGE_RECEIVED)
+    def on_message_received(self, payload):
+        self._message_entry(payload)
+
+    @reliable_handler("messenger", ev.MESSAGE_SENT)
+    def on_message_sent(self, payload):
+        self._message_entry(payload)
+
+    @reliable_handler("messenger", ev.MESSAGE_STATUS_CHANGED)
+    def on_message_status_changed(self, payload):
+        self._message_entry(payload)
+
+    # -- emails: a card for an unknown sender, one entry per email and per bounce ------------
+    @reliable_handler("email", ev.EMAIL_SENT)
+    def on_email_sent(self, payload):
+        event = instance(EmailSentSchema).load(payload)
+        with self.db.transaction() as tx:
+            email_entries.add_sent_entry(tx, event)
+
+    @reliable_handler("email", ev.EMAIL_BOUNCED)
+    def on_email_bounced(self, payload):
+        event = instance(EmailSentSchema).load(payload)
+        with self.db.transaction() as tx:
+            email_entries.add_bounce_entry(tx, event)
+
+    @reliable_handler("email", ev.EMAIL_RECEIVED)
+    def on_email_received(self, payload):
+        event = instance(EmailReceivedSchema).load(payload)
+        with self.db.transaction() as tx:
+            email_entries.add_received_entry(tx, event, region(self.config))

@@ -7,6 +7,7 @@ from crmhub.contracts import deals as schemas
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance, load_input
 from crmhub.contracts.calls import CallEventSchema
+from crmhub.contracts.campaigns import DealSegmentPageSchema, DealSegmentRequestSchema
 from crmhub.contracts.catalog import StockChangedSchema
 from crmhub.contracts.contacts import (
     CardSchema,
@@ -21,7 +22,7 @@ from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.rpc import RpcProxy
 from crmhub.runtime.timer import DueTimerWakeup, due_timer
-from crmhub.services.deals import arrivals, callbacks, erp, logic
+from crmhub.services.deals import arrivals, callbacks, erp, logic, segments
 from crmhub.services.deals.models import metadata
 
 EXPECTED = (CrmhubError,)
@@ -112,6 +113,16 @@ class DealsService:
         params = load_input(schemas.BoardQuerySchema, {"per_stage": per_stage, "manager": manager})
         with self.db.connect() as conn:
             return _dump(schemas.BoardSchema, logic.board(conn, str(pipeline_id), **params))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def segment_contacts(self, request):
+        """Card ids with an open deal in a pipeline (and stage): a campaign segment's part."""
+        request = load_input(DealSegmentRequestSchema, request)
+        with self.db.connect() as conn:
+            page = segments.contacts_with_open_deal(conn, request["pipeline_id"],
+                                                    request["stage_key"], request["after_id"],
+                                                    request["limit"])
+        return _dump(DealSegmentPageSchema, page)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_deal(self, deal_id):

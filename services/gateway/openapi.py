@@ -47,6 +47,9 @@ TAGS = [
     {"name": "calls", "description": "The call log, click-to-call, recordings, extensions and "
                                      "the incoming-call popup stream"},
     {"name": "catalog", "description": "Products with prices and stock from 1C, and its imports"},
+    {"name": "campaigns", "description": "Email campaigns and clients' consent per channel"},
+    {"name": "tracking", "description": "Public links of campaign emails: open pixel, click "
+                                        "redirect, unsubscribe (signed tokens, no API key)"},
     {"name": "webhooks", "description": "Incoming webhooks, answered by connector plugins"},
     {"name": "ops", "description": "Health, metrics and this document"},
 ]

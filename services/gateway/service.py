@@ -20,14 +20,18 @@ from crmhub.runtime.metrics import WEBHOOKS
 from crmhub.runtime.rpc import RpcProxy
 from crmhub.services.gateway.auth import authenticate, presented_key, require
 from crmhub.services.gateway.calls_api import CallsApi
+from crmhub.services.gateway.campaigns_api import CampaignsApi
 from crmhub.services.gateway.catalog_api import CatalogApi
 from crmhub.services.gateway.deals_api import DealsApi
 from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
+from crmhub.services.gateway.email_api import EmailApi
 from crmhub.services.gateway.http import http, json_body, json_response
+from crmhub.services.gateway.messenger_api import MessengerApi
 from crmhub.services.gateway.onec_api import OneCExchangeApi
 from crmhub.services.gateway.openapi import build_spec, operation
 from crmhub.services.gateway.popups import Popups
 from crmhub.services.gateway.ui import OperatorUi
+from crmhub.services.gateway.ui_campaigns import CampaignsUi
 from crmhub.services.gateway.ui_deals import SalesUi
 from crmhub.services.telephony.dependencies import Recordings
 
@@ -42,7 +46,8 @@ def popup_handler(event_type: str):
                          reliable_delivery=False)
 
 
-class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCExchangeApi):
+class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCExchangeApi,
+                     MessengerApi, CampaignsApi, EmailApi, CampaignsUi):
     name = "gateway"
 
     config = Config()
@@ -50,6 +55,8 @@ class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCEx
     deals = RpcProxy("deals")
     telephony = RpcProxy("telephony")
     catalog = RpcProxy("catalog")
+    messenger = RpcProxy("messenger")
+    email = RpcProxy("email")
     connectors = Connectors()
     popups = Popups()
     recordings = Recordings()

@@ -391,7 +391,9 @@ class OperatorUi:
         # The timeline comes newest first (CardSchema); deals and tasks: SalesUi.
         return render("card.html", principal=principal, card=card, timeline=card["timeline"],
                       merged_from=merged_from if merged_from in card["merged_ids"] else None,
-                      nav="clients", **self._ui_card_sales(principal, card["id"]))
+                      nav="clients", **self._ui_card_sales(principal, card["id"]),
+                      messenger=self._ui_card_conversations(principal, card),
+                      emails=self._ui_card_emails(principal, card))
 
     @http("GET", "/static/<string:name>")
     @html_page

@@ -363,6 +363,184 @@ RPC_PAYLOADS.update({
 })
 
 
+# -- messenger conversations (Telegram, WhatsApp) ------------------------------------------------
+from crmhub.contracts import messages as chat  # noqa: E402 - kept with its examples
+
+SENDER = {"id": "412345678", "username": "anna_s", "name": "Анна Смирнова", "phone": None}
+PHOTO = {"kind": "photo", "file_id": "AgACAgIAAxkBAAIBsmF-large", "mime": None, "size": 182044,
+         "name": None, "width": 1280, "height": 960, "too_large": False}
+MESSAGE_ROW = {
+    "id": "m-1a2b3c", "conversation_id": "v-4d5e6f", "contact_id": "c-5f2d1e0a9b",
+    "provider": "telegram", "account": "shop", "direction": "outbound", "status": "sent",
+    "text": "Доставка в Казань — 500 ₽", "attachments": [], "provider_message_id": "1001",
+    "idempotency_key": "reply-000001", "author": "olga", "error": None, "attempts": 1,
+    "created_at": T0, "updated_at": T1}
+MESSAGE = dumped(chat.MessageSchema, MESSAGE_ROW)
+EVENT_BODIES.update({
+    events.MESSAGE_INCOMING: {
+        "idempotency_key": "telegram:shop:804113003", "provider": "telegram", "account": "shop",
+        "chat_id": "412345678", "provider_message_id": "19", "sender": SENDER,
+        "text": "Вот такой диван нужен", "attachments": [PHOTO], "sent_at": T0},
+    events.MESSAGE_STATUS: {
+        "idempotency_key": "whatsapp:1122334455667:wamid.xyzxyz:failed", "provider": "whatsapp",
+        "account": "1122334455667", "provider_message_id": "wamid.xyzxyz", "status": "failed",
+        "error": "131026: Message undeliverable", "at": T1},
+    events.MESSAGE_RECEIVED: {"message": {**MESSAGE_ROW, "direction": "inbound", "status": "received",
+                                          "author": None, "idempotency_key": None,
+                                          "attachments": [PHOTO]},
+                              "conversation_title": "Анна Смирнова"},
+    events.MESSAGE_SENT: {"message": {**MESSAGE_ROW, "status": "queued", "provider_message_id": None,
+                                      "attempts": 0}, "conversation_title": "Анна Смирнова"},
+    events.MESSAGE_STATUS_CHANGED: {"message": MESSAGE_ROW, "conversation_title": "Анна Смирнова"},
+})
+CONVERSATION = {"id": "v-4d5e6f", "contact_id": "c-5f2d1e0a9b", "provider": "telegram",
+                "account": "shop", "chat_id": "412345678", "title": "Анна Смирнова",
+                "last_message_at": MESSAGE["created_at"], "messages": [MESSAGE]}
+RPC_PAYLOADS.update({
+    ("contacts.identify_sender", "request"): {"provider": "telegram", "account": "shop",
+                                              "sender": SENDER},
+    ("contacts.identify_sender", "response"): {"contact_id": "c-5f2d1e0a9b", "created": True},
+    ("messenger.send_message", "request"): {
+        "contact_id": "c-5f2d1e0a9b", "contact_ids": [], "text": "Доставка в Казань — 500 ₽",
+        "conversation_id": None, "provider": None, "idempotency_key": "reply-000001"},
+    ("messenger.send_message", "response"): MESSAGE,
+    ("messenger.conversations", "request"): {"contact_ids": ["c-5f2d1e0a9b"], "messages": 30},
+    ("messenger.conversations", "response"): {"items": [CONVERSATION]},
+    ("messenger.get_message", "response"): MESSAGE,
+})
+
+# -- email: sending, threads, templates ------------------------------------------------------------
+from crmhub.contracts import email as mail  # noqa: E402 - kept with its examples
+
+OUTGOING_EMAIL = {
+    "id": "0f3a9c1e5b7d4e2a8c6b1d3f5a7e9c0b", "contact_id": "c-5f2d1e0a9b", "campaign_id": None,
+    "from_addr": "sales@romashka.example", "to_addr": "anna@client.example",
+    "subject": "Коммерческое предложение", "message_id": "<0f3a9c1e5b7d4e2a@romashka.example>",
+    "thread_id": "0f3a9c1e5b7d4e2a8c6b1d3f5a7e9c0b", "in_reply_to": None, "template": "offer",
+    "status": "sent", "attempts": 1, "last_error": None, "created_at": T0, "sent_at": T1,
+    "bounced_at": None, "bounce_reason": None}
+RECEIVED_EMAIL = {
+    "id": "7e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b", "mailbox": "sales",
+    "message_id": "<reply-1@client.example>", "in_reply_to": OUTGOING_EMAIL["message_id"],
+    "thread_id": OUTGOING_EMAIL["thread_id"], "from_addr": "anna@client.example",
+    "from_name": "Анна Петрова", "to_addrs": ["sales@romashka.example"],
+    "subject": "Re: Коммерческое предложение", "sent_date": T1, "received_at": T1,
+    "snippet": "Спасибо, а доставка в Казань?",
+    "attachments": [{"filename": "plan.pdf", "content_type": "application/pdf", "size": 48213,
+                     "key": "mail-3f2a-0", "skipped": None}],
+    "problems": []}
+EVENT_BODIES.update({
+    events.EMAILS_QUEUED: {"email_ids": [OUTGOING_EMAIL["id"]]},
+    events.EMAIL_SENT: {"email": OUTGOING_EMAIL},
+    events.EMAIL_RECEIVED: {"email": RECEIVED_EMAIL},
+    events.EMAIL_BOUNCED: {"email": {**OUTGOING_EMAIL, "status": "bounced", "bounced_at": T1,
+                                     "bounce_reason": "5.1.1 smtp; 550 user unknown"}},
+})
+EMAIL_TEMPLATE = {"name": "offer", "subject": "Предложение для {{ client.name }}",
+                  "text_body": "Здравствуйте, {{ client.name }}!", "html_body": None,
+                  "created_at": T0, "updated_at": T1}
+THREAD = {"thread_id": OUTGOING_EMAIL["thread_id"], "subject": OUTGOING_EMAIL["subject"],
+          "last_at": T1, "messages": [{
+              "id": OUTGOING_EMAIL["id"], "direction": "out", "from_addr": "sales@romashka.example",
+              "to_addrs": ["anna@client.example"], "subject": OUTGOING_EMAIL["subject"],
+              "text_body": "Здравствуйте!", "at": T1, "message_id": OUTGOING_EMAIL["message_id"],
+              "status": "sent", "last_error": None, "bounce_reason": None, "attachments": [],
+              "problems": []}]}
+RPC_PAYLOADS.update({
+    ("email.send_email", "request"): {
+        "contact_id": "c-5f2d1e0a9b", "to": None, "template": "offer", "subject": None,
+        "text_body": None, "html_body": None, "variables": {"discount": "10%"},
+        "in_reply_to": None, "idempotency_key": "offer-anna-0001"},
+    ("email.send_email", "response"): dumped(mail.OutgoingEmailSchema,
+                                             {**OUTGOING_EMAIL, "status": "queued", "attempts": 0,
+                                              "sent_at": None}),
+    ("email.get_email", "response"): dumped(mail.OutgoingEmailSchema, OUTGOING_EMAIL),
+    ("email.list_threads", "request"): {"contact_id": "c-5f2d1e0a9b",
+                                        "addresses": ["anna@client.example"], "limit": 20},
+    ("email.list_threads", "response"): dumped(mail.EmailThreadListSchema, {"items": [THREAD]}),
+    ("email.list_templates", "response"): dumped(mail.EmailTemplateListSchema,
+                                                 {"items": [EMAIL_TEMPLATE]}),
+    ("email.get_template", "response"): dumped(mail.EmailTemplateSchema, EMAIL_TEMPLATE),
+    ("email.put_template", "request"): {"subject": EMAIL_TEMPLATE["subject"],
+                                        "text_body": EMAIL_TEMPLATE["text_body"],
+                                        "html_body": None},
+    ("email.put_template", "response"): dumped(mail.EmailTemplateSchema, EMAIL_TEMPLATE),
+    ("email.delete_template", "response"): dumped(mail.EmailTemplateListSchema, {"items": []}),
+    ("email.sync_mailbox", "response"): {"fetched": 3, "stored": 2, "bounces": 1,
+                                         "resynced": False, "searched": True},
+    ("email.list_mailboxes", "response"): dumped(mail.MailboxListSchema, {"items": [{
+        "name": "sales", "uidvalidity": 1795691784, "last_uid": 50000, "messages": 50000,
+        "synced_at": T1, "last_error": None, "resyncs": 0}]}),
+})
+
+# -- email campaigns and consent ---------------------------------------------------------------
+from crmhub.contracts import campaigns as camp  # noqa: E402 - kept with its examples
+
+CAMPAIGN_ID = "5b1e9d0c7a3f4e2b8d6c0a9e1f3b5d7c"
+CONSENT = {"contact_id": "c-5f2d1e0a9b", "channel": "email", "status": "granted", "at": T0,
+           "source": "form:contact-us"}
+CONSENTS = dumped(camp.ConsentsSchema, {
+    "contact_id": "c-5f2d1e0a9b", "consents": [CONSENT],
+    "history": [CONSENT, {**CONSENT, "status": "withdrawn", "at": T0 - dt.timedelta(days=30),
+                          "source": "unsubscribe-link"}]})
+SEGMENT = {"tags_any": ["vip"], "tags_all": [], "pipeline_id": "b2b-sales", "stage_key": "proposal",
+           "source_channel": "form", "source_connector": None,
+           "last_activity_after": T0 - dt.timedelta(days=90), "last_activity_before": None}
+CAMPAIGN = dumped(camp.CampaignSchema, {
+    "id": CAMPAIGN_ID, "name": "Весенняя распродажа", "segment": SEGMENT, "status": "sending",
+    "template": {"subject": "Скидки для {{ client.name }}", "text": "Здравствуйте!",
+                 "html": '<p>Здравствуйте!</p><a href="https://shop.example/sale">Скидки</a>'},
+    "rate_per_minute": 600, "created_by": "Admin", "created_at": T0, "started_at": T1,
+    "finished_at": None, "counters": {"recipients": 1200, "excluded_no_consent": 310,
+                                      "queued": 600, "skipped": 2, "pending": 598}})
+MEMBER = {"id": "c-5f2d1e0a9b", "email": "anna@client.example", "name": "Анна Петрова",
+          "company": "ООО Ромашка", "manager": "Olga", "tags": ["vip"],
+          "custom_fields": {"city": "Казань"}}
+TRACKED = {"campaign_id": CAMPAIGN_ID, "contact_id": "c-5f2d1e0a9b"}
+EVENT_BODIES.update({
+    events.CAMPAIGN_EMAIL_OPENED: TRACKED,
+    events.CAMPAIGN_LINK_CLICKED: {**TRACKED, "url": "https://shop.example/sale?utm_campaign=spring"},
+    events.CAMPAIGN_UNSUBSCRIBE_REQUESTED: TRACKED,
+    events.CONSENT_CHANGED: {"consent": {**CONSENT, "status": "withdrawn",
+                                         "source": "unsubscribe-link"},
+                             "previous_status": "granted"},
+})
+RPC_PAYLOADS.update({
+    ("contacts.segment", "request"): dumped(camp.ContactSegmentRequestSchema, {
+        "filter": SEGMENT, "after_id": None, "limit": 5000}),
+    ("contacts.segment", "response"): {"items": [MEMBER], "next_after": "c-5f2d1e0a9b"},
+    ("deals.segment_contacts", "request"): {"pipeline_id": "b2b-sales", "stage_key": "proposal",
+                                            "after_id": None, "limit": 20000},
+    ("deals.segment_contacts", "response"): {"contact_ids": ["c-5f2d1e0a9b"], "next_after": None},
+    ("email.set_consent", "request"): {"contact_id": "c-5f2d1e0a9b", "channel": "email",
+                                       "status": "granted", "source": "form:contact-us",
+                                       "at": CONSENT["at"].isoformat()},
+    ("email.set_consent", "response"): CONSENTS,
+    ("email.get_consents", "response"): CONSENTS,
+    ("email.create_campaign", "request"): {
+        "name": CAMPAIGN["name"], "segment": CAMPAIGN["segment"], "template": CAMPAIGN["template"],
+        "rate_per_minute": 600, "created_by": "Admin"},
+    ("email.create_campaign", "response"): {**CAMPAIGN, "status": "draft", "started_at": None},
+    ("email.list_campaigns", "response"): {"items": [CAMPAIGN]},
+    ("email.get_campaign", "response"): CAMPAIGN,
+    ("email.preview_campaign", "response"): {
+        "matching": 1200, "excluded_no_consent": 310, "sample_contact_id": "c-5f2d1e0a9b",
+        "sample": {"to": "anna@client.example", "subject": "Скидки для Анна Петрова",
+                   "text": "Здравствуйте!\n\n--\nUnsubscribe: https://crm.example/t/u/abc.def\n",
+                   "html": '<p>Здравствуйте!</p><a href="https://crm.example/t/c/ghi.jkl">Скидки</a>',
+                   "headers": {"List-Unsubscribe": "<https://crm.example/t/u/abc.def>",
+                               "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}}},
+    ("email.send_campaign", "response"): CAMPAIGN,
+    ("email.cancel_campaign", "response"): {**CAMPAIGN, "status": "cancelled",
+                                            "counters": {**CAMPAIGN["counters"], "pending": 0}},
+    ("email.campaign_metrics", "response"): {
+        "campaign_id": CAMPAIGN_ID, "status": "sending", "recipients": 1200, "queued": 600,
+        "sent": 590, "failed": 3, "bounced": 12, "opened": 231, "open_rate": 0.3997,
+        "bounce_rate": 0.0203, "unsubscribed": 4,
+        "clicks": [{"url": "https://shop.example/sale", "clicks": 97, "clients": 80}]},
+})
+
+
 @pytest.fixture
 def event_example():
     """``event_example(name)``: a fresh realistic event in wire form (dumped by its schema)."""
