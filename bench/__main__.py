@@ -7,6 +7,9 @@
                     [--duplicates F] [--clicks N] [--click-concurrency N]
                     [--telephony-layout all|G,T,C+D] [--load-workers N]
                     [catalog] [--offers N] [--import-workers N]
+                    [messenger] [--messages N] [--message-rate R] [--messenger-layout L]
+                    [email] [--mailbox-messages N]
+                    [campaigns] [--campaign-clients N] [--campaign-rate N] [--campaign-window S]
 """
 from __future__ import annotations
 

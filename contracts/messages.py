@@ -4,7 +4,8 @@ its events and its RPC payloads.
 
 A conversation is one client's thread with one bot or business number of one messenger; each
 message belongs to one conversation and has a direction. Outgoing messages move
-queued -> sent -> delivered -> read, or end as failed; a status never goes back.
+queued -> sending -> sent -> delivered -> read, or end as failed; a status never goes back
+(but for sending -> queued when the messenger could not be reached, to be retried).
 """
 from marshmallow import fields, validate
 
@@ -13,7 +14,7 @@ from crmhub.contracts.base import Contract, EventSchema
 PROVIDERS = ("telegram", "whatsapp")
 DIRECTIONS = ("inbound", "outbound")
 # received: an inbound message; the others follow an outgoing message's delivery.
-STATUSES = ("received", "queued", "sent", "delivered", "read", "failed")
+STATUSES = ("received", "queued", "sending", "sent", "delivered", "read", "failed")
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
 ATTACHMENT_KINDS = ("photo", "document", "image", "video", "audio", "voice", "sticker",
                     "animation", "video_note", "file")

@@ -18,7 +18,7 @@ from crmhub.services.contacts.logic import (
 from crmhub.services.contacts.models import timeline
 
 PROVIDER_NAMES = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
-STATUS_RANK = {"received": 0, "queued": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4}
+STATUS_RANK = {"received": 0, "queued": 0, "sending": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4}
 
 
 def identify_sender(tx, request: dict, region: str) -> dict:

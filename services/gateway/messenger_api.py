@@ -19,7 +19,7 @@ from crmhub.services.gateway.ui import html_page, ui_page
 
 log = structlog.get_logger(__name__)
 CARD_MESSAGES = 30
-STATUS_WORDS = {"received": "received", "queued": "queued", "sent": "sent",
+STATUS_WORDS = {"received": "received", "queued": "queued", "sending": "sending", "sent": "sent",
                 "delivered": "delivered", "read": "read", "failed": "not delivered"}
 
 

@@ -13,7 +13,7 @@ from crmhub.services.messenger.models import conversations, early_statuses, inbo
 
 # A status moves forwards only. failed ranks above sent (the messenger gave up after taking it)
 # and below delivered (a receipt of delivery, even late, is the truer word).
-RANK = {"received": 0, "queued": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4}
+RANK = {"received": 0, "queued": 0, "sending": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4}
 LATEST_MESSAGES = 50
 
 
@@ -182,11 +182,22 @@ def queue_outgoing(tx, request: dict, author: str | None) -> dict:
     return message
 
 
-def note_failed_attempt(tx, message_id: str, error: str) -> None:
-    """A delivery attempt met an outage: the card shows the error while it is retried."""
-    changed = tx.execute(messages.update().where(
+def start_sending(tx, message_id: str) -> bool:
+    """Take a queued message for delivery, committed before the messenger is called: a
+    redelivered or concurrent delivery of the same message then finds it taken and sends
+    nothing. A process that dies mid-call leaves it ``sending``, shown so, never resent blind."""
+    return bool(tx.execute(messages.update().where(
         messages.c.id == message_id, messages.c.status == "queued").values(
-        error=error[:2000], attempts=messages.c.attempts + 1, updated_at=utcnow()))
+        status="sending", updated_at=utcnow())).rowcount)
+
+
+def note_failed_attempt(tx, message_id: str, error: str) -> None:
+    """A delivery attempt met an outage: the message is queued again for the retry and the
+    card shows the error meanwhile."""
+    changed = tx.execute(messages.update().where(
+        messages.c.id == message_id, messages.c.status == "sending").values(
+        status="queued", error=error[:2000], attempts=messages.c.attempts + 1,
+        updated_at=utcnow()))
     if changed.rowcount:
         message, conversation = load_message(tx.conn, message_id)
         _emit(tx, ev.MESSAGE_STATUS_CHANGED, message, conversation)

@@ -75,13 +75,14 @@ class MessengerService:
     def on_message_sent(self, payload):
         """Deliver a queued message. A messenger that is down: raise, so the message is
         retried with backoff, then parked in the dead-letter queue (still queued, the last
-        error on the card). A refusal is final: failed. A redelivery after the send finds it
-        no longer queued and sends nothing."""
+        error on the card). A refusal is final: failed. A redelivery finds it no longer
+        queued (sending or sent) and sends nothing."""
         message_id = instance(schemas.MessageEventSchema).load(payload)["message"]["id"]
+        with self.db.transaction() as tx:
+            if not logic.start_sending(tx, message_id):
+                return
         with self.db.connect() as conn:
             message, conversation = logic.load_message(conn, message_id)
-        if message["status"] != "queued":
-            return
         outgoing = OutgoingMessage(message_id=message["id"], account=conversation["account"],
                                    chat_id=conversation["chat_id"], text=message["text"])
         try:

@@ -152,3 +152,48 @@ def test_bad_input_is_a_400_naming_the_field(hub):
     assert hub.api("PUT", "/api/v1/contacts/nobody/consents",
                    json={"channel": "email", "status": "granted"}).status_code == 404
     assert hub.api("GET", "/api/v1/campaigns/nope").status_code == 404
+
+
+def returned_mail(original) -> bytes:
+    """A delivery status notification for ``original`` as a receiving server sends it back
+    (RFC 3464 multipart/report, written for this test), with the original's headers."""
+    headers = "".join(f"{name}: {original[name]}\r\n"
+                      for name in ("From", "To", "Subject", "Message-ID", "X-Crmhub-Email-Id"))
+    return (
+        "From: Mail Delivery Subsystem <postmaster@mx.client.example>\r\n"
+        "To: crm@example.com\r\nSubject: Returned mail: user unknown\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="DSN"\r\n\r\n'
+        "--DSN\r\nContent-Type: text/plain\r\n\r\nThe mailbox does not exist.\r\n"
+        "--DSN\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.client.example\r\n\r\n"
+        f"Final-Recipient: rfc822; {original['To']}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n"
+        "--DSN\r\nContent-Type: text/rfc822-headers\r\n\r\n" + headers + "\r\n--DSN--\r\n"
+    ).encode()
+
+
+def test_a_bounce_in_the_inbox_counts_against_its_campaign(start_hub, pg_url, smtp):
+    from mailservers import Dovecot
+
+    with Dovecot() as dovecot:
+        for service in SERVICES:
+            fresh_schema(pg_url, service)
+        hub = start_hub(database_url=pg_url, services=SERVICES, EMAIL={
+            "smtp": smtp.settings(), "mailboxes": [dovecot.settings()]},
+            TRACKING_SECRET="e2e-secret", CAMPAIGN_TICK_S=0.2, EMAIL_SYNC_CHECK_SECONDS=0.3)
+        ids = [card(hub, name) for name in ("Anna", "Boris")]
+        for contact_id in ids:
+            consent(hub, contact_id, "granted")
+        spring = campaign(hub, "Spring")
+        send_and_wait(hub, spring["id"])
+        to_boris = parsed(next(m for m in delivered(smtp, 2)
+                               if m["rcpt_tos"] == ["boris@client.example"]))
+
+        dovecot.append(returned_mail(to_boris))
+        metrics = wait_for(lambda: (m := hub.api(
+            "GET", f"/api/v1/campaigns/{spring['id']}/metrics").json())["bounced"] and m,
+            timeout=30, message="the bounce in the campaign's metrics")
+        assert (metrics["sent"], metrics["bounced"], metrics["bounce_rate"]) == (2, 1, 0.5)
+        # The returned mail is no client: no card was made for the mail server.
+        found = hub.api("GET", "/api/v1/contacts", params={"q": "mx.client.example"}).json()
+        assert found["total"] == 0

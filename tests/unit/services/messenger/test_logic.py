@@ -120,13 +120,18 @@ def test_a_status_that_beats_the_send_record_applies_when_the_send_is_recorded(d
 def test_an_outage_keeps_the_message_queued_with_its_error_and_attempts(db):
     receive(db, telegram(telegram_samples.TEXT))
     message = send(db)
-    with db.transaction() as tx:
-        logic.note_failed_attempt(tx, message["id"], "Telegram is not reachable")
-        logic.note_failed_attempt(tx, message["id"], "Telegram is not reachable")
+    for _ in range(2):
+        with db.transaction() as tx:
+            assert logic.start_sending(tx, message["id"])
+            logic.note_failed_attempt(tx, message["id"], "Telegram is not reachable")
     with db.connect() as conn:
         stored, _ = logic.load_message(conn, message["id"])
     assert (stored["status"], stored["attempts"], stored["error"]) == (
         "queued", 2, "Telegram is not reachable")
+    with db.transaction() as tx:
+        assert logic.start_sending(tx, message["id"])
+    with db.transaction() as tx:  # a redelivery while it is being sent takes nothing
+        assert not logic.start_sending(tx, message["id"])
     with db.transaction() as tx:
         sent = logic.mark_sent(tx, message["id"], "1001")
     assert (sent["status"], sent["error"], sent["attempts"]) == ("sent", None, 3)
