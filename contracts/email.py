@@ -27,8 +27,10 @@ class SendEmailSchema(Contract):
         "description": "Extra values for the template, next to the card's fields"})
     in_reply_to = mf.String(load_default=None, validate=validate.Length(max=300), metadata={
         "description": "Message-ID this email answers: it joins that thread"})
-    idempotency_key = mf.String(required=True, validate=validate.Length(min=8, max=160), metadata={
-        "description": "Chosen by the client per email: the same key twice sends once"})
+    idempotency_key = mf.String(load_default=None, validate=validate.Length(min=8, max=160),
+                                metadata={"description": "Chosen by the client per email: the "
+                                          "same key twice sends once. Without one, every request "
+                                          "is a new email (a retried request may send twice)"})
 
 
 class OutgoingEmailSchema(Contract):

@@ -11,7 +11,7 @@ from crmhub.contracts import email as schemas
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance, load_input
 from crmhub.contracts.errors import CrmhubError, InvalidInput, NotFound, Unavailable
-from crmhub.runtime.db import Database
+from crmhub.runtime.db import Database, new_id
 from crmhub.runtime.handlers import reliable_handler
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.rpc import RpcProxy
@@ -55,7 +55,7 @@ class EmailService(CampaignEntrypoints):
             email = sender.compose(conn, card, request)
         with self.db.transaction() as tx:
             queued = outgoing.queue_email(
-                tx, idempotency_key=f"card:{card['id']}:{request['idempotency_key']}",
+                tx, idempotency_key=f"card:{card['id']}:{request['idempotency_key'] or new_id()}",
                 contact_id=card["id"], from_addr=self.smtp.from_addr, requested_by=actor,
                 in_reply_to=request["in_reply_to"], **email)
         return outgoing.public(queued)
