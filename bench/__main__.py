@@ -10,6 +10,8 @@
                     [messenger] [--messages N] [--message-rate R] [--messenger-layout L]
                     [email] [--mailbox-messages N]
                     [campaigns] [--campaign-clients N] [--campaign-rate N] [--campaign-window S]
+                    [reporting] [--report-deals N] [--report-changes N] [--report-rate N]
+                    [report_views] [--report-view-events N]
 """
 from __future__ import annotations
 
@@ -20,11 +22,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import campaigns, catalog, deals, email, ingest, lookup, messenger, telephony
+from bench import (
+    campaigns,
+    catalog,
+    deals,
+    email,
+    ingest,
+    lookup,
+    messenger,
+    report_views,
+    reporting,
+    telephony,
+)
 from bench.common import RESULTS
 
 SUITES = {"ingest": ingest, "lookup": lookup, "deals": deals, "telephony": telephony,
-          "catalog": catalog, "campaigns": campaigns, "messenger": messenger, "email": email}
+          "catalog": catalog, "campaigns": campaigns, "messenger": messenger, "email": email,
+          "reporting": reporting, "report_views": report_views}
 
 
 def main():
@@ -79,6 +93,15 @@ def main():
                         help="messenger: Telegram updates per second")
     parser.add_argument("--messenger-layout", default="gateway,messenger,contacts,deals",
                         help="messenger: services per process, e.g. all or gateway,messenger+contacts,deals")
+    parser.add_argument("--report-deals", type=int, default=1_000_000,
+                        help="reporting: deals in the generated journal")
+    parser.add_argument("--report-changes", type=int, default=5_000_000,
+                        help="reporting: stage changes in the generated journal")
+    parser.add_argument("--report-rate", type=int, default=2500,
+                        help="reporting: deal events/s published in the live phase")
+    parser.add_argument("--report-view-events", type=int, default=100_000,
+                        help="report_views: events per type fed to the sources, calls, "
+                             "campaigns and churn projections")
     args = parser.parse_args()
     chosen = args.suites or list(SUITES)
     results = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
@@ -123,6 +146,14 @@ def main():
         if "email" in chosen:
             results["email"] = email.run(workdir, messages=args.mailbox_messages)
             print(json.dumps({"email": results["email"]}, indent=2), flush=True)
+        if "reporting" in chosen:
+            results["reporting"] = reporting.run(workdir, deals=args.report_deals,
+                                                 changes=args.report_changes,
+                                                 rate=args.report_rate, duration=args.duration)
+            print(json.dumps({"reporting": results["reporting"]}, indent=2), flush=True)
+        if "report_views" in chosen:
+            results["report_views"] = report_views.run(workdir, events=args.report_view_events)
+            print(json.dumps({"report_views": results["report_views"]}, indent=2), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))

@@ -31,6 +31,9 @@ PERMISSIONS = {
     "email:read": {"admin", "manager", "operator", "integrator"},
     "email:send": {"admin", "manager", "operator", "integrator"},
     "email:templates": {"admin", "manager"},
+    # Reports built from events: managers and admins read them; admins set plans and ad spend.
+    "reports:read": {"admin", "manager"},
+    "reports:write": {"admin"},
 }
 ROLES = {"admin", "manager", "operator", "integrator"}
 

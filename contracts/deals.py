@@ -213,6 +213,8 @@ class DealSchema(Contract):
     pipeline_name = fields.String(required=True)
     stage_id = fields.Integer(required=True)
     stage_name = fields.String(required=True)
+    stage_position = fields.Integer(allow_none=True, metadata={
+        "description": "The stage's place in its pipeline (0 first); absent from older senders"})
     status = fields.String(required=True, validate=validate.OneOf(DEAL_STATUSES),
                            metadata={"description": "The kind of its stage"})
     manager = fields.String(allow_none=True, metadata={"description": "Responsible manager"})

@@ -9,6 +9,7 @@ from crmhub.contracts import calls, catalog, contacts, deals
 from crmhub.contracts import campaigns as camp
 from crmhub.contracts import email as mail
 from crmhub.contracts import messages as chat
+from crmhub.contracts import reporting as rep
 
 
 @dataclass(frozen=True)
@@ -154,4 +155,14 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "Sync one configured mailbox now; returns what was fetched and stored."),
     RpcSpec("email", "list_mailboxes", None, mail.MailboxListSchema,
             "Each mailbox's sync state: UIDVALIDITY, last UID, messages, last error."),
+    RpcSpec("reporting", "list_reports", None, rep.ReportListSchema,
+            "The reports there are: name, title, description."),
+    RpcSpec("reporting", "report", rep.ReportFiltersSchema, rep.ReportSchema,
+            "One report by name under the filters, from the reporting read models."),
+    RpcSpec("reporting", "put_plan", rep.PlanInputSchema, rep.PlanSchema,
+            "Set a manager's plan for a month (replaces the one set before)."),
+    RpcSpec("reporting", "list_plans", None, rep.PlanListSchema, "The managers' plans of a month."),
+    RpcSpec("reporting", "put_ad_spend", rep.AdSpendInputSchema, rep.AdSpendSchema,
+            "Enter ad spend for a source (and medium, campaign) over a period."),
+    RpcSpec("reporting", "list_ad_spend", None, rep.AdSpendListSchema, "The ad spend entered."),
 )}

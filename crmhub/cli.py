@@ -165,6 +165,25 @@ def cmd_import_1c(args):
         raise SystemExit(f"import-1c: {failed} of {len(files)} files refused, nothing of them applied")
 
 
+def cmd_reports(args):
+    from crmhub.contracts.errors import CrmhubError
+    from crmhub.services.reporting import admin
+
+    config = _config(args)
+    if args.action == "rebuild":
+        result = admin.rebuild(config)
+        print(f"rebuilt: {result['events']} events replayed in {result['seconds']} s")
+        return
+    if not args.name:
+        raise SystemExit("reports show: name a report, e.g. funnel")
+    filters = dict(item.split("=", 1) for item in args.filter or ())
+    try:
+        print(admin.show(config, args.name, filters, args.format))
+    except CrmhubError as exc:
+        details = f" {json.dumps(exc.details, ensure_ascii=False)}" if exc.details else ""
+        raise SystemExit(f"reports show: {exc.message}{details}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("import-1c", cmd_import_1c, "import 1C exchange files (CommerceML) from a folder")
     p.add_argument("dir", help="folder with import*.xml, offers*.xml, prices*.xml, rests*.xml")
     p.add_argument("--workers", type=int, help="parsing processes for a big file (default: cores)")
+    p = command("reports", cmd_reports, "rebuild the report projections, or print a report")
+    p.add_argument("action", choices=["rebuild", "show"])
+    p.add_argument("name", nargs="?", help="report to show: funnel, managers, sources, ...")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="a report filter, e.g. period_from=2026-01-01 (repeatable)")
+    p.add_argument("--format", choices=["json", "csv"], default="json")
     p = command("dlq", cmd_dlq, "list or replay dead-lettered messages")
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("--service", action="append")

@@ -10,6 +10,7 @@ SERVICES = {
     "messenger": "crmhub.services.messenger.service:MessengerService",
     "catalog": "crmhub.services.catalog.service:CatalogService",
     "email": "crmhub.services.email.service:EmailService",
+    "reporting": "crmhub.services.reporting.service:ReportingService",
     "gateway": "crmhub.services.gateway.service:GatewayService",
 }
 

@@ -246,6 +246,7 @@ def load_deals(conn, ids: list[str]) -> list[dict]:
         return []
     rows = {r.id: r for r in conn.execute(
         sa.select(deals, stages.c.name.label("stage_name"),
+                  stages.c.position.label("stage_position"),
                   pipelines.c.name.label("pipeline_name"))
         .join(stages, stages.c.id == deals.c.stage_id)
         .join(pipelines, pipelines.c.id == deals.c.pipeline_id)
@@ -259,6 +260,7 @@ def _deal(r, pipeline_name: str, stage_name: str) -> dict:
         "id": r.id, "title": r.title, "contact_id": r.contact_id,
         "contact_name": r.contact_name, "pipeline_id": r.pipeline_id,
         "pipeline_name": pipeline_name, "stage_id": r.stage_id, "stage_name": stage_name,
+        "stage_position": r.stage_position,
         "status": r.status, "manager": r.manager, "amount": _amount(r.amount_minor),
         "currency": r.currency, "source": r.source, "products": r.products or [],
         "close_reason": r.close_reason, "version": r.version,

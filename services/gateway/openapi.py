@@ -50,6 +50,9 @@ TAGS = [
     {"name": "campaigns", "description": "Email campaigns and clients' consent per channel"},
     {"name": "tracking", "description": "Public links of campaign emails: open pixel, click "
                                         "redirect, unsubscribe (signed tokens, no API key)"},
+    {"name": "reports", "description": "Reports built from events (funnel, managers, lead "
+                                       "sources, call center, campaigns, churn), managers' "
+                                       "plans and ad spend"},
     {"name": "webhooks", "description": "Incoming webhooks, answered by connector plugins"},
     {"name": "ops", "description": "Health, metrics and this document"},
 ]

@@ -30,9 +30,11 @@ from crmhub.services.gateway.messenger_api import MessengerApi
 from crmhub.services.gateway.onec_api import OneCExchangeApi
 from crmhub.services.gateway.openapi import build_spec, operation
 from crmhub.services.gateway.popups import Popups
+from crmhub.services.gateway.reports_api import ReportsApi
 from crmhub.services.gateway.ui import OperatorUi
 from crmhub.services.gateway.ui_campaigns import CampaignsUi
 from crmhub.services.gateway.ui_deals import SalesUi
+from crmhub.services.gateway.ui_reports import ReportsUi
 from crmhub.services.telephony.dependencies import Recordings
 
 log = structlog.get_logger(__name__)
@@ -47,7 +49,7 @@ def popup_handler(event_type: str):
 
 
 class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCExchangeApi,
-                     MessengerApi, CampaignsApi, EmailApi, CampaignsUi):
+                     MessengerApi, CampaignsApi, EmailApi, CampaignsUi, ReportsApi, ReportsUi):
     name = "gateway"
 
     config = Config()
@@ -57,6 +59,7 @@ class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCEx
     catalog = RpcProxy("catalog")
     messenger = RpcProxy("messenger")
     email = RpcProxy("email")
+    reporting = RpcProxy("reporting")
     connectors = Connectors()
     popups = Popups()
     recordings = Recordings()

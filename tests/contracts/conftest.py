@@ -540,6 +540,43 @@ RPC_PAYLOADS.update({
         "clicks": [{"url": "https://shop.example/sale", "clicks": 97, "clients": 80}]},
 })
 
+from crmhub.contracts import reporting as rep  # noqa: E402 - kept with its examples
+
+MARCH_FILTERS = {"period_from": "2026-03-01", "period_to": "2026-03-31", "manager": "Анна"}
+FUNNEL_ROWS = [
+    {"key": "11", "stage": "Новая", "reached": 120, "to_next": 0.6, "to_won": 0.15,
+     "median_seconds": 5120},
+    {"key": "12", "stage": "Квалификация", "reached": 72, "to_next": 0.3333, "to_won": 0.25,
+     "median_seconds": 86400}]
+PLAN = {"manager": "Анна", "month": "2026-03", "calls": 300, "deals_won": 12,
+        "revenue": "1500000.00", "updated_at": T0.isoformat()}
+AD_SPEND = {"source": "yandex", "medium": "cpc", "campaign": None, "period_from": "2026-03-01",
+            "period_to": "2026-03-31", "amount": "30000.00"}
+RPC_PAYLOADS.update({
+    ("reporting.list_reports", "response"): {"reports": [
+        {"name": "funnel", "title": "Sales funnel", "description": "Deals per stage."}]},
+    ("reporting.report", "request"): MARCH_FILTERS,
+    ("reporting.report", "response"): dumped(rep.ReportSchema, {
+        "report": "funnel", "title": "Sales funnel",
+        "filters": rep.ReportFiltersSchema().load(MARCH_FILTERS),
+        "columns": [{"key": "stage", "title": "Stage", "kind": "text"},
+                    {"key": "reached", "title": "Deals reached", "kind": "int"}],
+        "rows": FUNNEL_ROWS,
+        "groups": [{"key": "b2b-sales", "title": "B2B", "rows": FUNNEL_ROWS,
+                    "highlight": {"row": "12", "group": None, "why": "lowest conversion"}}],
+        "chart": {"type": "funnel", "x": "stage", "y": ["reached"]},
+        "highlight": {"row": "12", "group": "b2b-sales", "why": "lowest conversion"},
+        "summary": {"pipelines": 1, "won": 18}}),
+    ("reporting.put_plan", "request"): {"calls": 300, "deals_won": 12, "revenue": "1500000.00"},
+    ("reporting.put_plan", "response"): PLAN,
+    ("reporting.list_plans", "response"): {"plans": [PLAN]},
+    ("reporting.put_ad_spend", "request"): AD_SPEND,
+    ("reporting.put_ad_spend", "response"): {**AD_SPEND, "id": "as-1",
+                                             "created_at": T0.isoformat()},
+    ("reporting.list_ad_spend", "response"): {"entries": [
+        {**AD_SPEND, "id": "as-1", "created_at": T0.isoformat()}]},
+})
+
 
 @pytest.fixture
 def event_example():

@@ -1,0 +1,62 @@
+"""The read models, one module per report, and the code that feeds them.
+
+A projection module defines ``TABLES`` (truncated on rebuild), ``HANDLES`` (event type ->
+``fn(tx, events)`` applying a batch of loaded events; idempotent and order-independent) and,
+if it serves a report, ``TITLE``, ``DESCRIPTION`` and ``report(conn, filters) -> dict``.
+One function may be registered for several types: it then gets batches mixing them.
+Live ingestion and ``crmhub reports rebuild`` go through the same ``apply_events``.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# aliases first: it serves no report, the others resolve merged cards through it.
+MODULE_NAMES = ["aliases", "funnel", "managers", "sources", "calls", "campaigns", "churn"]
+
+
+def _load(name: str):
+    qualified = f"{__name__}.{name}"
+    try:
+        return import_module(qualified)
+    except ModuleNotFoundError as exc:
+        if exc.name != qualified:
+            raise
+        log.warning("projection module missing, skipped", projection=name)
+        return None
+
+
+PROJECTIONS = [m for m in (_load(n) for n in MODULE_NAMES) if m is not None]
+REPORTS = {m.__name__.rsplit(".", 1)[1]: m for m in PROJECTIONS if hasattr(m, "report")}
+
+
+def handled_event_types() -> list[str]:
+    """Every event type some projection consumes, in a stable order."""
+    return sorted({t for m in PROJECTIONS for t in m.HANDLES})
+
+
+def projection_tables() -> list:
+    return [table for m in PROJECTIONS for table in m.TABLES]
+
+
+def apply_events(tx, event_type: str, events: list[dict]) -> None:
+    """Apply a batch of one type's events (loaded dicts with ``_occurred_at``) to every
+    projection that consumes that type."""
+    apply_mixed(tx, [(event_type, event) for event in events])
+
+
+def apply_mixed(tx, typed_events: list[tuple[str, dict]]) -> None:
+    """Apply events of several types: each handler function once, with all the events of the
+    types it is registered for (a function registered for several types takes them mixed;
+    a replay then handles a deal's creation and moves in one go)."""
+    for module in PROJECTIONS:
+        batches: dict = {}
+        for event_type, event in typed_events:
+            handler = module.HANDLES.get(event_type)
+            if handler is not None:
+                batches.setdefault(handler, []).append(event)
+        for handler, events in batches.items():
+            handler(tx, events)
