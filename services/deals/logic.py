@@ -251,16 +251,16 @@ def load_deals(conn, ids: list[str]) -> list[dict]:
         .join(stages, stages.c.id == deals.c.stage_id)
         .join(pipelines, pipelines.c.id == deals.c.pipeline_id)
         .where(deals.c.id.in_(ids)))}
-    return [_deal(r, r.pipeline_name, r.stage_name)
+    return [_deal(r, r.pipeline_name, r.stage_name, r.stage_position)
             for r in (rows.get(i) for i in ids) if r is not None]
 
 
-def _deal(r, pipeline_name: str, stage_name: str) -> dict:
+def _deal(r, pipeline_name: str, stage_name: str, stage_position: int | None) -> dict:
     return {
         "id": r.id, "title": r.title, "contact_id": r.contact_id,
         "contact_name": r.contact_name, "pipeline_id": r.pipeline_id,
         "pipeline_name": pipeline_name, "stage_id": r.stage_id, "stage_name": stage_name,
-        "stage_position": r.stage_position,
+        "stage_position": stage_position,
         "status": r.status, "manager": r.manager, "amount": _amount(r.amount_minor),
         "currency": r.currency, "source": r.source, "products": r.products or [],
         "close_reason": r.close_reason, "version": r.version,
@@ -383,11 +383,12 @@ def board(conn, pipeline_id: str, per_stage: int = 20, manager: str | None = Non
                       sa.func.sum(deals.c.amount_minor))
             .where(*where).group_by(deals.c.stage_id, deals.c.currency)):
         groups.setdefault(row[0], []).append(tuple(row[1:]))
-    names = {s["id"]: s["name"] for s in pipeline["stages"]}
+    stages_by_id = {s["id"]: s for s in pipeline["stages"]}
     shown: dict[int, list] = {}
     for row in _first_deals_per_stage(conn, pipeline_id, where, per_stage):
+        stage = stages_by_id.get(row.stage_id) or {}
         shown.setdefault(row.stage_id, []).append(
-            _deal(row, pipeline["name"], names.get(row.stage_id, "")))
+            _deal(row, pipeline["name"], stage.get("name", ""), stage.get("position")))
     for column in shown.values():  # the query's order holds within a stage; made sure here
         column.sort(key=lambda d: (-d["updated_at"].timestamp(), d["id"]))
     columns = [{"stage": s, "count": sum(n for _, n, _ in groups.get(s["id"], ())),
