@@ -3,20 +3,11 @@ twice and out of order, a deal moving backwards, a deal still open; and the same
 a rebuild from the journal."""
 import random
 
-import pytest
 from funnel_history import history
-from reporting_history import ReportingDb
 
 from crmhub.services.reporting.projections.funnel import bucket_of
 
 MARCH = {"period_from": "2026-03-01", "period_to": "2026-03-31"}
-
-
-@pytest.fixture
-def reporting(migrated_database):
-    db = ReportingDb(migrated_database("reporting"))
-    yield db
-    db.dispose()
 
 
 def stages_of(report, pipeline="sales"):

@@ -1,20 +1,12 @@
 """Managers report against a scripted history worked out by hand, with monthly plans."""
 import datetime as dt
 
-import pytest
-from reporting_history import ReportingDb, at, call, deal
+from reporting_history import at, call, deal
 
 from crmhub.contracts import events as ev
 from crmhub.services.reporting.projections import managers
 
 MARCH = {"period_from": "2026-03-01", "period_to": "2026-03-31"}
-
-
-@pytest.fixture
-def reporting(migrated_database):
-    db = ReportingDb(migrated_database("reporting"))
-    yield db
-    db.dispose()
 
 
 def history():
