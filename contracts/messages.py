@@ -16,6 +16,10 @@ DIRECTIONS = ("inbound", "outbound")
 # received: an inbound message; the others follow an outgoing message's delivery.
 STATUSES = ("received", "queued", "sending", "sent", "delivered", "read", "failed")
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
+# A status moves forwards only. failed ranks above sent (the messenger gave up after taking it)
+# and below delivered (a receipt of delivery, even late, is the truer word).
+STATUS_RANK = {"received": 0, "queued": 0, "sending": 0, "sent": 1, "failed": 2, "delivered": 3,
+               "read": 4}
 ATTACHMENT_KINDS = ("photo", "document", "image", "video", "audio", "voice", "sticker",
                     "animation", "video_note", "file")
 KEY = validate.Length(min=1, max=200)

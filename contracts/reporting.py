@@ -93,11 +93,6 @@ class ReportListSchema(Contract):
     reports = fields.List(fields.Nested(ReportInfoSchema), required=True)
 
 
-class ReportRequestSchema(Contract):
-    name = fields.String(required=True, validate=NAME)
-    filters = fields.Dict(load_default=dict)
-
-
 # -- plans -------------------------------------------------------------------------------------
 
 class PlanInputSchema(Contract):

@@ -8,6 +8,7 @@ from crmhub.contracts import events as ev
 from crmhub.contracts.base import new_event
 from crmhub.contracts.contacts import ContactCreatedSchema
 from crmhub.contracts.errors import NotFound
+from crmhub.contracts.messages import STATUS_RANK
 from crmhub.contracts.phones import normalize
 from crmhub.services.contacts.logic import (
     _insert_contact,
@@ -18,7 +19,6 @@ from crmhub.services.contacts.logic import (
 from crmhub.services.contacts.models import timeline
 
 PROVIDER_NAMES = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
-STATUS_RANK = {"received": 0, "queued": 0, "sending": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4}
 
 
 def identify_sender(tx, request: dict, region: str) -> dict:
@@ -76,12 +76,13 @@ def add_message_entry(tx, event: dict) -> dict | None:
         return entry
     existing = tx.execute(sa.select(timeline.c.id, timeline.c.data)
                           .where(timeline.c.source_key == source_key)).first()
-    if STATUS_RANK[data["status"]] > STATUS_RANK.get((existing.data or {}).get("status"), 0):
+    old = existing.data or {}
+    if STATUS_RANK[data["status"]] > STATUS_RANK.get(old.get("status"), 0):
         tx.execute(timeline.update().where(timeline.c.id == existing.id)
-                   .values(data={**(existing.data or {}), **data}))
-    elif retry_note_changed(existing.data or {}, data):
+                   .values(data={**old, **data}))
+    elif retry_note_changed(old, data):
         tx.execute(timeline.update().where(timeline.c.id == existing.id)
-                   .values(data={**(existing.data or {}), "error": data["error"]}))
+                   .values(data={**old, "error": data["error"]}))
     return None
 
 

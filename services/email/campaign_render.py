@@ -3,20 +3,15 @@ then decorated for tracking (services/email/tracking.py).
 
 The template parts are compiled once per batch of recipients (the email templates module
 compiles per call, which a 100,000-recipient campaign would pay 300,000 times); they run in
-the same kind of sandbox, with the same context (``client``) and strictness as every email
+the same sandboxes, with the same context (``client``) and strictness as every email
 template.
 """
 from __future__ import annotations
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 
-from crmhub.contracts.errors import InvalidInput
 from crmhub.services.email import templates
 from crmhub.services.email.tracking import Links, track
-
-_plain = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-_html = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
 
 
 def template_parts(campaign: dict) -> dict:
@@ -29,7 +24,7 @@ class CampaignTemplate:
     def __init__(self, campaign: dict):
         parts = template_parts(campaign)
         templates.check(parts)  # a syntax error: InvalidInput naming the part and line
-        self._compiled = {part: (_html if part == "html_body" else _plain).from_string(source)
+        self._compiled = {part: templates.environment(part).from_string(source)
                           for part, source in parts.items() if source}
 
     def render(self, member: dict) -> dict:
@@ -41,8 +36,7 @@ class CampaignTemplate:
             try:
                 rendered[part] = template.render(context)
             except TemplateError as exc:
-                message = f"{part}: {exc}"
-                raise InvalidInput(f"template error in {message}", {part: [message]}) from None
+                raise templates.template_error(part, exc) from None
         rendered["subject"] = " ".join(rendered["subject"].split())
         return rendered
 

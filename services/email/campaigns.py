@@ -88,8 +88,7 @@ def as_template_source(campaign: dict) -> dict:
 
 def create(tx, data: dict) -> dict:
     template = data["template"]
-    CampaignTemplate({"subject": template["subject"], "text_body": template["text"],
-                      "html_body": template.get("html")})  # refuses a broken template now
+    CampaignTemplate(as_template_source(data))  # refuses a broken template now
     campaign_id = new_id()
     tx.execute(campaigns.insert().values(
         id=campaign_id, name=data["name"], segment=instance(SegmentSchema).dump(data["segment"]),
@@ -217,7 +216,7 @@ def dispatch(tx, campaign_id: str, links_for, now: dt.datetime | None = None,
                  .order_by(campaign_recipients.c.contact_id).limit(take))
         batch = tx.execute(query).all()
     withdrawn = [r.contact_id for r in batch if not r.consent]
-    template = CampaignTemplate(_template_source(row)) if len(withdrawn) < len(batch) else None
+    template = CampaignTemplate(row._mapping) if len(withdrawn) < len(batch) else None
     emails, queued_ids, failed = [], [], []
     for recipient in batch:
         if not recipient.consent:
@@ -252,10 +251,6 @@ def dispatch(tx, campaign_id: str, links_for, now: dt.datetime | None = None,
     tx.execute(campaigns.update().where(campaigns.c.id == campaign_id).values(**values))
     return {"queued": len(queued_ids), "skipped": len(withdrawn) + len(failed),
             "finished": values.get("status") == "done"}
-
-
-def _template_source(row) -> dict:
-    return {"subject": row.subject, "text_body": row.text_body, "html_body": row.html_body}
 
 
 def _set_state(tx, campaign_id: str, contact_ids: list[str], state: str, at) -> None:

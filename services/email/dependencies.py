@@ -7,11 +7,12 @@ from pathlib import Path
 from nameko.extensions import DependencyProvider
 
 from crmhub.contracts.errors import NotFound
-from crmhub.services.email.imap_sync import MailboxSync
+from crmhub.services.email.imap_sync import (
+    DEFAULT_ATTACHMENT_BYTES,
+    DEFAULT_MESSAGE_BYTES,
+    MailboxSync,
+)
 from crmhub.services.telephony.recordings import LocalDirectoryStore
-
-DEFAULT_ATTACHMENT_BYTES = 10 * 2**20
-DEFAULT_MESSAGE_BYTES = 50 * 2**20
 
 
 def email_settings(config: dict) -> dict:

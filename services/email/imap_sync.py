@@ -34,6 +34,8 @@ from crmhub.services.email.models import mailboxes, outgoing_emails, received_em
 log = structlog.get_logger(__name__)
 
 FETCH_BATCH = 500
+DEFAULT_ATTACHMENT_BYTES = 10 * 2**20
+DEFAULT_MESSAGE_BYTES = 50 * 2**20
 UID_IN_FETCH = re.compile(rb"UID (\d+)")
 SIZE_IN_FETCH = re.compile(rb"RFC822\.SIZE (\d+)")
 
@@ -104,7 +106,8 @@ def _internal_date(head: bytes):
 
 class MailboxSync:
     def __init__(self, db, name: str, settings: dict, *, store=None,
-                 max_attachment_bytes: int = 10 * 2**20, max_message_bytes: int = 50 * 2**20):
+                 max_attachment_bytes: int = DEFAULT_ATTACHMENT_BYTES,
+                 max_message_bytes: int = DEFAULT_MESSAGE_BYTES):
         self.db = db
         self.name = name
         self.settings = settings
@@ -187,7 +190,7 @@ class MailboxSync:
         sizes = {uid: int(m.group(1)) for uid, (head, _) in fetch(imap, uids, "(UID RFC822.SIZE)").items()
                  if (m := SIZE_IN_FETCH.search(head))}
         small = [u for u in uids if sizes.get(u, 0) <= self.max_message_bytes]
-        large = [u for u in uids if u in sizes and u not in set(small)]
+        large = [u for u in uids if sizes.get(u, 0) > self.max_message_bytes]
         found = []
         if small:
             for uid, (head, raw) in fetch(imap, small, "(UID INTERNALDATE BODY.PEEK[])").items():

@@ -20,11 +20,11 @@ _plain = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _html = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
 
 
-def _env(part: str) -> SandboxedEnvironment:
+def environment(part: str) -> SandboxedEnvironment:
     return _html if part == "html_body" else _plain
 
 
-def _fail(part: str, exc: Exception) -> InvalidInput:
+def template_error(part: str, exc: Exception) -> InvalidInput:
     where = f"{part}, line {exc.lineno}" if getattr(exc, "lineno", None) else part
     message = f"{where}: {exc.message if hasattr(exc, 'message') and exc.message else exc}"
     return InvalidInput(f"template error in {message}", {part: [message]})
@@ -35,9 +35,9 @@ def check(parts: dict) -> None:
     for part in PARTS:
         if parts.get(part):
             try:
-                _env(part).parse(parts[part])
+                environment(part).parse(parts[part])
             except TemplateSyntaxError as exc:
-                raise _fail(part, exc) from None
+                raise template_error(part, exc) from None
 
 
 def card_context(card: dict, variables: dict | None = None) -> dict:
@@ -59,9 +59,9 @@ def render(parts: dict, context: dict) -> dict:
             rendered[part] = None
             continue
         try:
-            rendered[part] = _env(part).from_string(source).render(context)
+            rendered[part] = environment(part).from_string(source).render(context)
         except TemplateError as exc:
-            raise _fail(part, exc) from None
+            raise template_error(part, exc) from None
     rendered["subject"] = " ".join((rendered["subject"] or "").split())
     return rendered
 

@@ -12,7 +12,7 @@ from crmhub.contracts.auth import allowed
 from crmhub.contracts.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from crmhub.services.gateway.auth import authenticate, presented_key, require
 from crmhub.services.gateway.deals_api import query_args
-from crmhub.services.gateway.http import http, json_body, json_response
+from crmhub.services.gateway.http import http, json_body, json_response, refuse_unknown_args
 from crmhub.services.gateway.openapi import operation
 from crmhub.services.gateway.popups import PopupStream
 from crmhub.services.gateway.ui import html_page, ui_json
@@ -29,9 +29,7 @@ STREAM_PARAMS = {"lines", "all"}
 def _stream_for(request, principal) -> PopupStream:
     """Whose popups a stream shows: the manager's own extensions; supervisors may add lines
     (``lines=+74951234567,+74957654321``) or every line (``all=1``)."""
-    unknown = sorted(set(request.args) - STREAM_PARAMS)
-    if unknown:
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}")
+    refuse_unknown_args(request, STREAM_PARAMS)
     lines = frozenset(x.strip() for x in (request.args.get("lines") or "").split(",") if x.strip())
     every_line = request.args.get("all") in ("1", "true", "yes")
     if (lines or every_line) and not allowed(principal.role, "calls:supervise"):

@@ -4,18 +4,13 @@ the contracts; the caller's API key name is recorded as who did it."""
 from __future__ import annotations
 
 from crmhub.contracts import deals as schemas
-from crmhub.contracts.errors import InvalidInput
-from crmhub.services.gateway.http import http, json_body, json_response
+from crmhub.services.gateway.http import http, json_body, json_response, refuse_unknown_args
 from crmhub.services.gateway.openapi import operation
 
 
 def query_args(request, schema_cls) -> dict:
     """The query string as the RPC's query payload; an unknown parameter is refused."""
-    known = set(schema_cls().fields)
-    unknown = sorted(set(request.args) - known)
-    if unknown:
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}",
-                           {name: ["Unknown field."] for name in unknown})
+    refuse_unknown_args(request, schema_cls().fields)
     return {k: v for k, v in request.args.items() if v != ""}
 
 

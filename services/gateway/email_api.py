@@ -12,7 +12,7 @@ from werkzeug.utils import redirect
 from crmhub.contracts import email as schemas
 from crmhub.contracts.auth import allowed
 from crmhub.contracts.errors import CrmhubError, InvalidInput
-from crmhub.services.gateway.http import http, json_body, json_response
+from crmhub.services.gateway.http import http, json_body, json_response, refuse_unknown_args
 from crmhub.services.gateway.openapi import operation
 from crmhub.services.gateway.ui import html_page, ui_page
 
@@ -22,10 +22,6 @@ STATUS_WORDS = {"queued": "queued", "sending": "sending", "sent": "sent",
                 "failed": "not delivered", "bounced": "bounced"}
 
 
-def _no_query(request, allowed_args=()) -> None:
-    unknown = sorted(set(request.args) - set(allowed_args))
-    if unknown:
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}")
 
 
 class EmailApi:
@@ -63,7 +59,7 @@ class EmailApi:
                            "first; outgoing emails carry their delivery status and bounce.")
     def list_emails(self, request, contact_id):
         self._principal(request, "email:read")
-        _no_query(request, ("limit",))
+        refuse_unknown_args(request, ("limit",))
         card = self.contacts.get(contact_id)
         return self._card_threads(card, request.args.get("limit", CARD_THREADS))
 

@@ -37,6 +37,15 @@ def error_body(status: int, code: str, message: str, details=None) -> Response:
     return json_response(body, status)
 
 
+def refuse_unknown_args(request, known) -> None:
+    """A query parameter the route does not take is a 400 naming it: a misspelt filter must
+    not silently widen the answer."""
+    unknown = sorted(set(request.args) - set(known))
+    if unknown:
+        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}",
+                           {name: ["Unknown field."] for name in unknown})
+
+
 def json_body(request) -> dict:
     """The request's JSON object body (``{}`` when empty); InvalidInput otherwise."""
     data = request.get_data(cache=True)

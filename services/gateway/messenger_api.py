@@ -13,7 +13,7 @@ from crmhub.contracts import messages as schemas
 from crmhub.contracts.auth import allowed
 from crmhub.contracts.base import load_input
 from crmhub.contracts.errors import CrmhubError, InvalidInput
-from crmhub.services.gateway.http import http, json_body, json_response
+from crmhub.services.gateway.http import http, json_body, json_response, refuse_unknown_args
 from crmhub.services.gateway.openapi import operation
 from crmhub.services.gateway.ui import html_page, ui_page
 
@@ -34,7 +34,7 @@ class MessengerApi:
 
     def _card_conversations(self, card: dict, latest: int) -> dict:
         return self.messenger.conversations(
-            {"contact_ids": [card["id"], *card.get("merged_ids", [])], "messages": latest})
+            {"contact_ids": [card["id"], *(card.get("merged_ids") or [])], "messages": latest})
 
     @http("GET", "/api/v1/contacts/<string:contact_id>/conversations")
     @operation(summary="A client's messenger conversations with their latest messages",
@@ -45,9 +45,7 @@ class MessengerApi:
                            "parameter, default 50), oldest first, with their delivery status.")
     def list_conversations(self, request, contact_id):
         self._principal(request, "messages:read")
-        unknown = sorted(set(request.args) - {"messages"})
-        if unknown:
-            raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}")
+        refuse_unknown_args(request, ("messages",))
         card = self.contacts.get(contact_id)
         return self._card_conversations(card, request.args.get("messages", 50))
 

@@ -6,14 +6,12 @@ them on as the contract dumps them; the reporting service answers from its own r
 """
 from __future__ import annotations
 
-import re
-
 from werkzeug.wrappers import Response
 
 from crmhub.contracts import reporting as schemas
 from crmhub.contracts.base import instance, load_input
 from crmhub.contracts.errors import InvalidInput, NotFound
-from crmhub.services.gateway.http import http, json_body
+from crmhub.services.gateway.http import http, json_body, refuse_unknown_args
 from crmhub.services.gateway.openapi import operation
 from crmhub.services.gateway.report_render import csv_filename, report_csv
 
@@ -21,7 +19,6 @@ READ, WRITE = "reports:read", "reports:write"
 CSV_TYPE = "text/csv"
 # Query parameters about the answer itself, not filters of the report.
 FORMAT_PARAM = "format"
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 def report_filters(args) -> dict:
@@ -53,7 +50,8 @@ def csv_response(report: dict) -> Response:
 
 
 def check_month(month: str) -> str:
-    if not _MONTH.fullmatch(month or ""):
+    # The contract's pattern; fullmatch, as its "$" would let a trailing newline by.
+    if not schemas.MONTH.regex.fullmatch(month or ""):
         raise InvalidInput("month: use YYYY-MM", {"month": ["Use YYYY-MM, e.g. 2026-03."]})
     return month
 
@@ -90,10 +88,7 @@ class ReportsApi:
                response=schemas.PlanListSchema, permission=READ)
     def list_plans(self, request):
         self._principal(request, READ)
-        unknown = sorted(set(request.args) - {"month"})
-        if unknown:
-            raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}",
-                               {k: ["Unknown field."] for k in unknown})
+        refuse_unknown_args(request, ("month",))
         return self.reporting.list_plans(check_month(request.args.get("month", "")))
 
     @http("GET", "/api/v1/reports/plans/<string:manager>/<string:month>")

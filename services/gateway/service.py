@@ -13,7 +13,7 @@ import crmhub
 from crmhub.contracts import contacts as schemas
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance
-from crmhub.contracts.errors import InvalidInput, NotFound
+from crmhub.contracts.errors import NotFound
 from crmhub.plugins.api import make_request
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.metrics import WEBHOOKS
@@ -25,7 +25,7 @@ from crmhub.services.gateway.catalog_api import CatalogApi
 from crmhub.services.gateway.deals_api import DealsApi
 from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
 from crmhub.services.gateway.email_api import EmailApi
-from crmhub.services.gateway.http import http, json_body, json_response
+from crmhub.services.gateway.http import http, json_body, json_response, refuse_unknown_args
 from crmhub.services.gateway.messenger_api import MessengerApi
 from crmhub.services.gateway.onec_api import OneCExchangeApi
 from crmhub.services.gateway.openapi import build_spec, operation
@@ -93,11 +93,8 @@ class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCEx
                permission="contacts:read")
     def list_contacts(self, request):
         self._principal(request, "contacts:read")
-        query = {k: v for k, v in request.args.items() if k in ("q", "phone", "limit", "offset")}
-        unknown = sorted(set(request.args) - {"q", "phone", "limit", "offset"})
-        if unknown:
-            raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}")
-        return self.contacts.search(query)
+        refuse_unknown_args(request, ("q", "phone", "limit", "offset"))
+        return self.contacts.search(dict(request.args.items()))
 
     @http("POST", "/api/v1/contacts")
     @operation(summary="Create a client card", tags=["contacts"], status=201,

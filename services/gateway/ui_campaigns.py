@@ -9,11 +9,11 @@ from urllib.parse import quote
 from werkzeug.utils import redirect
 
 from crmhub.contracts.errors import InvalidInput
+from crmhub.services.gateway.campaigns_api import READ, WRITE
 from crmhub.services.gateway.http import http
 from crmhub.services.gateway.openapi import html_page
 from crmhub.services.gateway.ui import render, ui_page
 
-READ, WRITE = "campaigns:read", "campaigns:write"
 TEXT_FIELDS = ("name", "subject", "text", "html", "pipeline_id", "stage_key", "source_channel",
                "source_connector", "tags_any", "tags_all", "last_activity_after",
                "last_activity_before", "rate_per_minute")

@@ -7,18 +7,11 @@ import sqlalchemy as sa
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import new_event
 from crmhub.contracts.errors import InvalidInput, NotFound
-from crmhub.contracts.messages import MessageEventSchema
+from crmhub.contracts.messages import STATUS_RANK, MessageEventSchema
 from crmhub.runtime.db import as_utc, insert_ignoring_conflicts, new_id, utcnow
-from crmhub.services.messenger.models import conversations, early_statuses, inbox, messages
+from crmhub.services.messenger.models import conversations, early_statuses, messages
 
-# A status moves forwards only. failed ranks above sent (the messenger gave up after taking it)
-# and below delivered (a receipt of delivery, even late, is the truer word).
-RANK = {"received": 0, "queued": 0, "sending": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4}
 LATEST_MESSAGES = 50
-
-
-def handled(conn, key: str) -> bool:
-    return conn.execute(sa.select(inbox.c.key).where(inbox.c.key == key[:300])).first() is not None
 
 
 def _time_fields(row: dict) -> dict:
@@ -29,13 +22,6 @@ def _time_fields(row: dict) -> dict:
 
 
 # -- conversations -----------------------------------------------------------------------------
-
-def find_conversation(conn, provider: str, account: str, chat_id: str) -> dict | None:
-    row = conn.execute(sa.select(conversations).where(
-        conversations.c.provider == provider, conversations.c.account == account,
-        conversations.c.chat_id == chat_id)).mappings().first()
-    return _time_fields(dict(row)) if row else None
-
 
 def load_conversation(conn, conversation_id: str) -> dict:
     row = conn.execute(sa.select(conversations).where(
@@ -51,9 +37,9 @@ def sender_title(sender: dict) -> str | None:
     return f"@{sender['username']}" if sender.get("username") else sender.get("phone")
 
 
-def _new_conversation(event: dict, contact_id: str | None, now) -> dict:
+def _new_conversation(event: dict, now) -> dict:
     return {"id": new_id(), "provider": event["provider"], "account": event["account"],
-            "chat_id": event["chat_id"], "contact_id": contact_id,
+            "chat_id": event["chat_id"], "contact_id": None,
             "title": sender_title(event["sender"]), "created_at": now, "last_message_at": now}
 
 
@@ -61,11 +47,14 @@ def lock_conversation(tx, event: dict) -> dict:
     """The conversation of an incoming message, made if new, its row locked until the
     transaction ends (PostgreSQL; SQLite has one writer anyway): the first messages of a new
     client, handled at once, wait here for one card instead of making one each."""
-    insert_ignoring_conflicts(tx.conn, conversations, [_new_conversation(event, None, utcnow())],
-                              ["provider", "account", "chat_id"])
-    row = tx.execute(sa.select(conversations).where(
+    query = sa.select(conversations).where(
         conversations.c.provider == event["provider"], conversations.c.account == event["account"],
-        conversations.c.chat_id == event["chat_id"]).with_for_update()).mappings().one()
+        conversations.c.chat_id == event["chat_id"]).with_for_update()
+    row = tx.execute(query).mappings().first()
+    if row is None:  # a new chat: made once, whoever else is making it meanwhile
+        insert_ignoring_conflicts(tx.conn, conversations, [_new_conversation(event, utcnow())],
+                                  ["provider", "account", "chat_id"])
+        row = tx.execute(query).mappings().one()
     return _time_fields(dict(row))
 
 
@@ -73,8 +62,9 @@ def refresh_conversation(tx, conversation: dict, event: dict) -> dict:
     """A new message: the conversation's latest time, the sender's current name (a renamed
     user) and the card it may have lacked."""
     changes = {"last_message_at": utcnow(), "contact_id": conversation["contact_id"]}
-    if sender_title(event["sender"]):
-        changes["title"] = sender_title(event["sender"])
+    title = sender_title(event["sender"])
+    if title:
+        changes["title"] = title
     tx.execute(conversations.update().where(conversations.c.id == conversation["id"])
                .values(**changes))
     return {**conversation, **changes}
@@ -205,7 +195,7 @@ def note_failed_attempt(tx, message_id: str, error: str) -> None:
 
 def _advance(tx, message: dict, conversation: dict, status: str, error: str | None,
              **extra) -> dict | None:
-    if RANK[status] <= RANK[message["status"]]:
+    if STATUS_RANK[status] <= STATUS_RANK[message["status"]]:
         return None
     values = {"status": status, "error": error if status == "failed" else None,
               "updated_at": utcnow(), **extra}
@@ -228,7 +218,7 @@ def mark_sent(tx, message_id: str, provider_message_id: str) -> dict | None:
         return None
     early = tx.execute(sa.select(early_statuses).where(
         early_statuses.c.provider_message_id == provider_message_id)).all()
-    for row in sorted(early, key=lambda r: RANK[r.status]):
+    for row in sorted(early, key=lambda r: STATUS_RANK[r.status]):
         sent = _advance(tx, sent, conversation, row.status, row.error) or sent
     if early:
         tx.execute(early_statuses.delete().where(

@@ -81,8 +81,7 @@ class MessengerService:
         with self.db.transaction() as tx:
             if not logic.start_sending(tx, message_id):
                 return
-        with self.db.connect() as conn:
-            message, conversation = logic.load_message(conn, message_id)
+            message, conversation = logic.load_message(tx.conn, message_id)
         outgoing = OutgoingMessage(message_id=message["id"], account=conversation["account"],
                                    chat_id=conversation["chat_id"], text=message["text"])
         try:

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from crmhub.contracts.errors import Conflict
 from crmhub.runtime.db import ServiceDatabase, make_engine, utcnow
 from crmhub.services.contacts import logic as contacts_logic
 from crmhub.services.contacts import segments
@@ -202,7 +203,7 @@ def test_a_cancelled_campaign_queues_nothing_more(dbs):
     with email_db.transaction() as tx:
         assert campaigns.dispatch(tx, campaign["id"], links_for,
                                   now=utcnow() + dt.timedelta(minutes=1))["queued"] == 0
-    with pytest.raises(Exception, match="only a draft"):
+    with pytest.raises(Conflict, match="only a draft"):
         with email_db.transaction() as tx:
             campaigns.start(tx, campaign["id"])
 

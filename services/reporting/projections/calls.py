@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from crmhub.services.reporting.models import metadata
+from crmhub.services.reporting.models import TIME, metadata
 from crmhub.services.reporting.projections.snapshots import (
     epoch_us,
     period_bounds,
@@ -28,7 +28,6 @@ from crmhub.services.reporting.projections.snapshots import (
 TITLE = "Call center"
 DESCRIPTION = ("Inbound calls, the missed share, average wait and answer time, calls per hour "
                "of the day and missed calls called back within N minutes.")
-TIME = sa.DateTime(timezone=True)
 DEFAULT_CALLBACK_MINUTES = 15
 DEFAULT_TIME_ZONE = "UTC"
 # How far a call has got: a later stage's snapshot replaces an earlier one's.

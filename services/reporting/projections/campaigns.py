@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from crmhub.runtime.db import insert_ignoring_conflicts
-from crmhub.services.reporting.models import metadata
+from crmhub.services.reporting.models import TIME, metadata
 from crmhub.services.reporting.projections import aliases
 from crmhub.services.reporting.projections.snapshots import (
     epoch_us,
@@ -24,7 +24,6 @@ from crmhub.services.reporting.projections.snapshots import (
 TITLE = "Email campaigns"
 DESCRIPTION = ("Per campaign: emails sent, delivered, bounced, and the clients who opened, "
                "clicked or unsubscribed.")
-TIME = sa.DateTime(timezone=True)
 ID = sa.String(64)
 # A bounce notice carries the sent email too: it outranks the sent snapshot in any order.
 STAGES = {"email_sent": 1, "email_bounced": 2}

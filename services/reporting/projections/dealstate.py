@@ -6,8 +6,6 @@ repeated event changes nothing) and the attributes of its newest snapshot (great
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from crmhub.services.reporting.projections.snapshots import cents, utc
 
 CREATION = "c"  # the key of the visit a deal_created event records
@@ -71,7 +69,3 @@ def ordered_visits(visits: dict) -> list[list]:
         key, value = item
         return value[1], key != CREATION, int(key) if key != CREATION else 0
     return [value for _, value in sorted(visits.items(), key=order)]
-
-
-def day(value: dt.datetime | None) -> dt.date | None:
-    return utc(value).date() if value is not None else None

@@ -14,12 +14,11 @@ from collections import defaultdict
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from crmhub.contracts import events as ev
-from crmhub.runtime.db import is_postgres, utcnow
+from crmhub.runtime.db import utcnow
 from crmhub.services.reporting.models import TIME, manager_plans, metadata
-from crmhub.services.reporting.projections import funnel
+from crmhub.services.reporting.projections import bulk, funnel
 from crmhub.services.reporting.projections.snapshots import (
     cents,
     epoch_us,
@@ -72,12 +71,8 @@ def put_plan(tx, manager: str, month: str, plan: dict) -> dict:
     row = {"manager": manager, "month": month, "calls": plan.get("calls"),
            "deals_won": plan.get("deals_won"), "revenue_cents": cents(plan.get("revenue")),
            "updated_at": utcnow()}
-    dialect = postgresql if is_postgres(tx.conn) else sqlite
-    stmt = dialect.insert(manager_plans)
-    tx.conn.execute(stmt.on_conflict_do_update(
-        index_elements=["manager", "month"],
-        set_={c: stmt.excluded[c] for c in ("calls", "deals_won", "revenue_cents", "updated_at")}),
-        row)
+    bulk.upsert(tx.conn, manager_plans, [row], ["manager", "month"],
+                replace=["calls", "deals_won", "revenue_cents", "updated_at"])
     return _plan(row)
 
 

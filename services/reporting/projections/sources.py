@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from crmhub.contracts.errors import InvalidInput
 from crmhub.runtime.db import new_id, utcnow
-from crmhub.services.reporting.models import card_aliases, metadata
+from crmhub.services.reporting.models import TIME, card_aliases, metadata
 from crmhub.services.reporting.projections.snapshots import (
     cents,
     epoch_us,
@@ -29,7 +29,6 @@ from crmhub.services.reporting.projections.snapshots import (
 TITLE = "Lead sources"
 DESCRIPTION = ("Leads, deals, won deals and revenue by source, medium and campaign (UTM tags, "
                "else connector and form), with the cost per lead and per sale from ad spend.")
-TIME = sa.DateTime(timezone=True)
 KEY = sa.String(200)
 
 # The latest snapshot of every card (from contact_created / contact_updated).
