@@ -12,6 +12,7 @@
                     [campaigns] [--campaign-clients N] [--campaign-rate N] [--campaign-window S]
                     [reporting] [--report-deals N] [--report-changes N] [--report-rate N]
                     [report_views] [--report-view-events N]
+                    [deploy] [--restart-rate R]
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from bench import (
     campaigns,
     catalog,
     deals,
+    deploy,
     email,
     ingest,
     lookup,
@@ -38,7 +40,7 @@ from bench.common import RESULTS
 
 SUITES = {"ingest": ingest, "lookup": lookup, "deals": deals, "telephony": telephony,
           "catalog": catalog, "campaigns": campaigns, "messenger": messenger, "email": email,
-          "reporting": reporting, "report_views": report_views}
+          "reporting": reporting, "report_views": report_views, "deploy": deploy}
 
 
 def main():
@@ -102,6 +104,8 @@ def main():
     parser.add_argument("--report-view-events", type=int, default=100_000,
                         help="report_views: events per type fed to the sources, calls, "
                              "campaigns and churn projections")
+    parser.add_argument("--restart-rate", type=float, default=50,
+                        help="deploy: forms/s sent during the rolling restart")
     args = parser.parse_args()
     chosen = args.suites or list(SUITES)
     results = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
@@ -154,6 +158,10 @@ def main():
         if "report_views" in chosen:
             results["report_views"] = report_views.run(workdir, events=args.report_view_events)
             print(json.dumps({"report_views": results["report_views"]}, indent=2), flush=True)
+        if "deploy" in chosen:
+            results["deploy"] = deploy.run(workdir, duration=args.duration,
+                                           connections=args.connections, rate=args.restart_rate)
+            print(json.dumps({"deploy": results["deploy"]}, indent=2), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))

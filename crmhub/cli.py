@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -191,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name, func, help_text, config=True):
         p = sub.add_parser(name, help=help_text)
         if config:
-            p.add_argument("--config", help="YAML config (${ENV:default} is expanded)")
+            p.add_argument("--config", default=os.environ.get("CRMHUB_CONFIG") or None,
+                           help="YAML config (${ENV:default} is expanded); "
+                                "default: $CRMHUB_CONFIG, else built-in defaults")
         p.set_defaults(func=func)
         return p
 

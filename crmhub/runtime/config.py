@@ -18,6 +18,10 @@ DEFAULTS: dict = {
     # Delays of the successive retries of a failing event handler; after the last one the
     # message is parked in the service's dead-letter queue.
     "RETRY_DELAYS_MS": [1000, 10000, 60000, 300000],
+    # Handler, retry and dead-letter queues: quorum (replicated) or classic; a message
+    # delivered DELIVERY_LIMIT times without being settled is parked (crmhub.runtime.topology).
+    "QUEUE_TYPE": "quorum",
+    "DELIVERY_LIMIT": 20,
     "API_KEYS": "dev-admin-key:admin",
     "MAX_BODY_BYTES": 1048576,
     "LOG_LEVEL": "INFO",

@@ -11,9 +11,13 @@ from crmhub.runtime.handlers import (
     FAILED_AT_HEADER,
     ORIGIN_HEADER,
     QUEUE_HEADER,
-    dead_letter_queue_name,
 )
 from crmhub.runtime.messaging import connection_params
+from crmhub.runtime.topology import dead_letter_queue_name
+
+# Headers the broker sets when it dead-letters a message itself (delivery limit reached).
+BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue",
+                  "x-first-death-reason", "x-delivery-count")
 
 
 def _connect(amqp_uri):
@@ -22,8 +26,15 @@ def _connect(amqp_uri):
     return conn
 
 
+def _failed_queue(headers: dict) -> str | None:
+    """The queue a parked message failed in: ours, or the broker's latest record of where it
+    died (the first record may be a retry tier's expiry)."""
+    return headers.get(QUEUE_HEADER) or (headers.get("x-death") or [{}])[0].get("queue")
+
+
 def _describe(service: str, message) -> dict:
     headers = message.properties.get("application_headers") or {}
+    death = (headers.get("x-death") or [{}])[0]
     body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else message.body
     try:
         parsed = json.loads(body)
@@ -32,14 +43,42 @@ def _describe(service: str, message) -> dict:
     return {
         "service": service,
         "message_id": message.properties.get("message_id"),
-        "queue": headers.get(QUEUE_HEADER),
-        "origin": headers.get(ORIGIN_HEADER),
-        "attempts": headers.get(ATTEMPT_HEADER),
-        "failed_at": headers.get(FAILED_AT_HEADER),
-        "error": headers.get(ERROR_HEADER),
+        "queue": _failed_queue(headers),
+        "origin": headers.get(ORIGIN_HEADER) or _broker_origin(death),
+        "attempts": headers.get(ATTEMPT_HEADER) or death.get("count"),
+        "failed_at": headers.get(FAILED_AT_HEADER) or _timestamp(death.get("time")),
+        "error": headers.get(ERROR_HEADER) or _broker_reason(headers),
         "request_id": headers.get("nameko.request_id"),
         "body": parsed,
     }
+
+
+def _timestamp(value) -> str | None:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _broker_origin(death: dict) -> str | None:
+    """"<service>/<event type>" from the broker's record, like our own origin header."""
+    exchange, keys = death.get("exchange") or "", death.get("routing-keys") or []
+    return f"{exchange.removesuffix('.events')}/{keys[0]}" if exchange and keys else None
+
+
+def _broker_reason(headers: dict) -> str | None:
+    reason = headers.get("x-first-death-reason")
+    if reason == "delivery_limit":
+        return "delivered too many times without being settled (its handler's process died?)"
+    return reason and f"dead-lettered by the broker: {reason}"
+
+
+def _open_queue(conn, queue: str):
+    """A channel on an existing dead-letter queue, or None if it was never declared. Passive:
+    the queue's arguments are `crmhub declare`'s business."""
+    channel = conn.channel()
+    try:
+        channel.queue_declare(queue, passive=True)
+    except amqp.exceptions.NotFound:
+        return None
+    return channel
 
 
 def list_dead_letters(amqp_uri: str, services, limit: int = 1000) -> list[dict]:
@@ -48,8 +87,9 @@ def list_dead_letters(amqp_uri: str, services, limit: int = 1000) -> list[dict]:
     conn = _connect(amqp_uri)
     try:
         for service in services:
-            channel = conn.channel()
-            channel.queue_declare(dead_letter_queue_name(service), durable=True, auto_delete=False)
+            channel = _open_queue(conn, dead_letter_queue_name(service))
+            if channel is None:
+                continue
             seen = 0
             while seen < limit:
                 message = channel.basic_get(dead_letter_queue_name(service), no_ack=False)
@@ -70,10 +110,11 @@ def replay_dead_letters(amqp_uri: str, service: str, message_ids=None) -> int:
     replayed = 0
     conn = _connect(amqp_uri)
     try:
-        channel = conn.channel()
-        channel.confirm_select()
         queue = dead_letter_queue_name(service)
-        channel.queue_declare(queue, durable=True, auto_delete=False)
+        channel = _open_queue(conn, queue)
+        if channel is None:
+            return 0
+        channel.confirm_select()
         pending = []
         while True:
             message = channel.basic_get(queue, no_ack=False)
@@ -83,10 +124,10 @@ def replay_dead_letters(amqp_uri: str, service: str, message_ids=None) -> int:
         for message in pending:
             headers = dict(message.properties.get("application_headers") or {})
             if (wanted is not None and message.properties.get("message_id") not in wanted) \
-                    or not headers.get(QUEUE_HEADER):
+                    or not _failed_queue(headers):
                 continue
-            target = headers[QUEUE_HEADER]
-            for key in (ATTEMPT_HEADER, ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER):
+            target = _failed_queue(headers)
+            for key in (ATTEMPT_HEADER, ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER, *BROKER_HEADERS):
                 headers.pop(key, None)
             props = {k: v for k, v in message.properties.items() if k != "application_headers"}
             channel.basic_publish(amqp.Message(message.body, application_headers=headers, **props),

@@ -15,15 +15,19 @@ from typing import NamedTuple
 
 import eventlet
 import structlog
-from kombu import Exchange, Queue
 from marshmallow import ValidationError
-from nameko.events import BROADCAST, EventHandler, get_event_exchange
+from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import QueueConsumer
 
 from crmhub.contracts.errors import PermanentError
 from crmhub.runtime.messaging import OutgoingMessage, get_publisher
 from crmhub.runtime.metrics import DEAD_LETTERS, HANDLER_RETRIES
+from crmhub.runtime.topology import (
+    dead_letter_queue_name,
+    handler_queue_arguments,
+    retry_exchange_name,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -38,25 +42,18 @@ ORIGIN_HEADER = "x-crmhub-origin"
 PERMANENT_ERRORS = (ValidationError, PermanentError)
 
 
-def retry_exchange_name(delay_ms: int) -> str:
-    return f"crmhub.retry.{int(delay_ms)}ms"
-
-
-def dead_letter_queue_name(service: str) -> str:
-    return f"crmhub.dlq.{service}"
-
-
-def handler_queue_name(source_service: str, event_type: str, service: str, method: str) -> str:
-    """The queue nameko itself declares for a SERVICE_POOL handler."""
-    return f"evt-{source_service}-{event_type}--{service}.{method}"
-
-
 class ReliableEventHandler(EventHandler):
 
     def __init__(self, source_service, event_type, **kwargs):
         kwargs.setdefault("expected_exceptions", PERMANENT_ERRORS)
         super().__init__(source_service, event_type, reliable_delivery=True,
                          requeue_on_error=False, **kwargs)
+
+    def setup(self):
+        super().setup()
+        if self.handler_type == SERVICE_POOL:  # the queue `crmhub declare` made: same arguments
+            self.queue.queue_arguments = handler_queue_arguments(self.container.config,
+                                                                 self.container.service_name)
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is not None:
@@ -99,52 +96,6 @@ class ReliableEventHandler(EventHandler):
 
 
 reliable_handler = ReliableEventHandler.decorator
-
-
-# -- topology ----------------------------------------------------------------------------------
-
-def service_handlers(service_cls):
-    """(source_service, event_type, method_name) of every pooled handler of a service class
-    (a broadcast handler's queue belongs to one running instance: nameko declares it)."""
-    for name in dir(service_cls):
-        method = getattr(service_cls, name, None)
-        for entrypoint in getattr(method, "nameko_entrypoints", ()):
-            if isinstance(entrypoint, EventHandler) and entrypoint.handler_type != BROADCAST:
-                yield entrypoint.source_service, entrypoint.event_type, name
-
-
-def declare_topology(amqp_uri: str, service_classes, retry_delays_ms) -> list[str]:
-    """Declare exchanges, every handler queue, the delay tiers and the dead-letter queues.
-
-    Run before any service starts, so an event published before its consumer first ran is
-    queued rather than dropped. Returns the names of the queues declared.
-    """
-    from kombu import Connection
-
-    config = {"AMQP_URI": amqp_uri}
-    declared = []
-    with Connection(amqp_uri) as conn:
-        channel = conn.channel()
-        for delay in retry_delays_ms or []:
-            name = retry_exchange_name(delay)
-            exchange = Exchange(name, type="fanout", durable=True)
-            Queue(name, exchange=exchange, durable=True, queue_arguments={
-                "x-message-ttl": int(delay), "x-dead-letter-exchange": ""})(channel).declare()
-            declared.append(name)
-        for cls in service_classes:
-            get_event_exchange(cls.name, config)(channel).declare()
-            Queue(dead_letter_queue_name(cls.name), durable=True)(channel).declare()
-            declared.append(dead_letter_queue_name(cls.name))
-            for source, event_type, method in service_handlers(cls):
-                exchange = get_event_exchange(source, config)
-                exchange(channel).declare()
-                queue = Queue(handler_queue_name(source, event_type, cls.name, method),
-                              exchange=exchange, routing_key=event_type, durable=True,
-                              auto_delete=False, exclusive=False)
-                queue(channel).declare()
-                declared.append(queue.name)
-        channel.close()
-    return declared
 
 
 # -- batches -----------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ OUTBOX_PUBLISHED = Counter("crmhub_outbox_published_total", "Outbox events publi
                            ["service"])
 OUTBOX_BACKLOG = Gauge("crmhub_outbox_backlog", "Outbox rows not yet published (last seen)",
                        ["service"])
+QUEUE_MESSAGES = Gauge("crmhub_queue_messages",
+                       "Messages waiting in a handler queue of a service (its lag), read at scrape",
+                       ["service", "queue"])
 WEBHOOKS = Counter("crmhub_webhooks_total", "Webhook requests by connector and HTTP status",
                    ["connector", "status"])
 HTTP_REQUESTS = Counter("crmhub_http_requests_total", "Gateway HTTP requests by entrypoint",

@@ -14,10 +14,10 @@ from nameko.runners import ServiceRunner
 from werkzeug.wrappers import Request, Response
 
 from crmhub.runtime.db import Database
-from crmhub.runtime.handlers import declare_topology
 from crmhub.runtime.messaging import reuse_json_decoder
 from crmhub.runtime.registry import all_service_classes
 from crmhub.runtime.rpc import unconfirmed_rpc_replies
+from crmhub.runtime.topology import QueueDepths, TopologyError, declare_topology
 
 log = structlog.get_logger(__name__)
 
@@ -28,8 +28,9 @@ def declare_with_retry(config: dict, timeout: float = 60.0) -> list[str]:
     delay = 0.5
     while True:
         try:
-            return declare_topology(config["AMQP_URI"], all_service_classes(),
-                                    config.get("RETRY_DELAYS_MS"))
+            return declare_topology(config, all_service_classes())
+        except TopologyError as exc:
+            raise SystemExit(f"crmhub: the broker's queues need attention: {exc}") from exc
         except OSError as exc:
             if time.monotonic() > deadline:
                 raise
@@ -52,14 +53,25 @@ def service_health(container) -> dict:
     return {"status": "ok" if all(checks.values()) else "failing", "checks": checks}
 
 
-def ops_app(runner: ServiceRunner):
-    """/health (every service of this process) and /metrics (Prometheus)."""
+def ops_app(runner: ServiceRunner, queue_depths: QueueDepths | None = None):
+    """/health (every service of this process, its database included: readiness), /live
+    (the process runs: liveness) and /metrics (Prometheus)."""
 
     @Request.application
     def app(request):
         if request.path == "/metrics":
+            if queue_depths is not None:
+                queue_depths.refresh()
             return Response(prometheus_client.generate_latest(),
                             content_type=prometheus_client.CONTENT_TYPE_LATEST)
+        if request.path == "/live":
+            # Liveness: the process and its containers run. Unlike /health it does not ask the
+            # database, so an orchestrator does not restart every pod when PostgreSQL is down.
+            alive = {c.service_name: not c._died.ready() for c in runner.containers}
+            return Response(json.dumps({"status": "ok" if all(alive.values()) else "failing",
+                                        "services": alive}),
+                            status=200 if all(alive.values()) else 503,
+                            content_type="application/json")
         if request.path == "/health":
             services = {c.service_name: service_health(c) for c in runner.containers}
             healthy = all(s["status"] == "ok" for s in services.values())
@@ -91,7 +103,8 @@ def run_services(config: dict, service_classes) -> None:
     if ops_address and ops_address.lower() != "off":
         host, _, port = ops_address.rpartition(":")
         sock = eventlet.listen((host or "0.0.0.0", int(port)))
-        eventlet.spawn_n(eventlet.wsgi.server, sock, ops_app(runner), log_output=False)
+        depths = QueueDepths(config["AMQP_URI"], service_classes)
+        eventlet.spawn_n(eventlet.wsgi.server, sock, ops_app(runner, depths), log_output=False)
     log.info("services started", services=[c.name for c in service_classes],
              web=config.get("WEB_SERVER_ADDRESS"), ops=ops_address)
     runner.wait()

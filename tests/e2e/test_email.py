@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
-from crmhub.runtime.handlers import dead_letter_queue_name
+from crmhub.runtime.topology import dead_letter_queue_name
 from mailservers import Dovecot, SmtpSink
 from support import ADMIN_KEY, fresh_schema, queue_depth, wait_for
 

@@ -175,6 +175,8 @@ def test_request_id_health_and_metrics(start_hub, pg_url):
     assert lines[0]["entrypoint"] == "on_form_submitted"
     health = requests.get(f"{hub.ops_url}/health", timeout=5).json()
     assert health["services"]["contacts"]["checks"] == {"running": True, "database": True}
+    live = requests.get(f"{hub.ops_url}/live", timeout=5)
+    assert live.status_code == 200 and live.json()["services"]["contacts"] is True
     assert requests.get(f"{hub.base_url}/health", timeout=5).json()["status"] == "ok"
     metrics = requests.get(f"{hub.base_url}/metrics", timeout=5).text
     assert 'crmhub_webhooks_total{connector="forms",status="200"} 1.0' in metrics

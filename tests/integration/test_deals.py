@@ -14,9 +14,9 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from crmhub.contracts.base import new_event
 from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.runtime.db import ServiceDatabase, make_engine, utcnow
-from crmhub.runtime.handlers import declare_topology
 from crmhub.runtime.messaging import connection_params, get_publisher
 from crmhub.runtime.migrate import upgrade
+from crmhub.runtime.topology import declare_topology
 from crmhub.services.contacts import logic as contacts_logic
 from crmhub.services.contacts.service import ContactsService
 from crmhub.services.deals import logic
@@ -81,7 +81,7 @@ def test_a_form_becomes_a_card_with_a_deal_a_first_task_and_timeline_entries(
          "task_title": "Перезвонить в течение 15 минут"}])
     upgrade(config, "contacts")
     db = setup_funnel(config)
-    declare_topology(amqp_uri, [ContactsService, DealsService], config["RETRY_DELAYS_MS"])
+    declare_topology(config, [ContactsService, DealsService])
     for service in (ContactsService, DealsService):
         container_factory(service, config).start()
 
@@ -163,7 +163,7 @@ def test_a_reminder_due_while_the_service_was_down_fires_once_when_it_is_back(
         pg_config, container_factory):
     config = pg_config
     db = setup_funnel(config)
-    declare_topology(config["AMQP_URI"], [DealsService], config["RETRY_DELAYS_MS"])
+    declare_topology(config, [DealsService])
     conn, drain = observe(config["AMQP_URI"], "task_due")
     missed = add_task(db, utcnow() - dt.timedelta(minutes=10), "Пропущенный звонок")
 
@@ -193,7 +193,7 @@ def test_a_reminder_due_while_the_service_was_down_fires_once_when_it_is_back(
 def test_two_instances_fire_each_reminder_once(pg_config, container_factory):
     config = pg_config
     db = setup_funnel(config)
-    declare_topology(config["AMQP_URI"], [DealsService], config["RETRY_DELAYS_MS"])
+    declare_topology(config, [DealsService])
     conn, drain = observe(config["AMQP_URI"], "task_due")
     due = utcnow() + dt.timedelta(seconds=1)
     ids = [add_task(db, due)["id"] for _ in range(60)]

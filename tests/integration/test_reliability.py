@@ -17,14 +17,10 @@ from crmhub.contracts.contacts import ContactCreatedSchema
 from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.runtime.db import Database, make_engine, reliability_tables
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
-from crmhub.runtime.handlers import (
-    dead_letter_queue_name,
-    declare_topology,
-    handler_queue_name,
-    reliable_handler,
-)
+from crmhub.runtime.handlers import reliable_handler
 from crmhub.runtime.messaging import connection_params, get_publisher
 from crmhub.runtime.migrate import upgrade
+from crmhub.runtime.topology import dead_letter_queue_name, declare_topology, handler_queue_name
 from crmhub.services.contacts import logic
 from crmhub.services.contacts.service import ContactsService
 from support import REPO, queue_depth, wait_for
@@ -64,12 +60,13 @@ def form_event(phone, key=None):
                      received_at=dt.datetime.now(dt.timezone.utc))
 
 
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
 def test_failing_handler_retries_then_parks_and_an_operator_replays_it(
-        amqp_uri, tmp_path, container_factory):
+        amqp_uri, tmp_path, container_factory, queue_type):
     STATE.update(fail=True, attempts=0)
-    config = base_config(amqp_uri, tmp_path)
+    config = base_config(amqp_uri, tmp_path, QUEUE_TYPE=queue_type)
     flaky_metadata.create_all(make_engine(config, "flaky"))
-    declare_topology(amqp_uri, [FlakyService], config["RETRY_DELAYS_MS"])
+    declare_topology(config, [FlakyService])
     container = container_factory(FlakyService, config)
     container.start()
 
@@ -103,7 +100,7 @@ def test_dlq_cli_lists_and_replays_one_message_by_id(amqp_uri, tmp_path, contain
     STATE.update(fail=True, attempts=0)
     config = base_config(amqp_uri, tmp_path, RETRY_DELAYS_MS=[])
     flaky_metadata.create_all(make_engine(config, "flaky"))
-    declare_topology(amqp_uri, [FlakyService], [])
+    declare_topology(config, [FlakyService])
     container = container_factory(FlakyService, config)
     container.start()
     for thing in ("a", "b"):
@@ -132,7 +129,7 @@ def test_events_published_before_the_consumer_ever_ran_are_not_lost(
         amqp_uri, tmp_path, container_factory):
     config = base_config(amqp_uri, tmp_path)
     upgrade(config, "contacts")
-    declare_topology(amqp_uri, [ContactsService], config["RETRY_DELAYS_MS"])
+    declare_topology(config, [ContactsService])
     get_publisher(amqp_uri).publish_json("gateway.events", "form_submitted",
                                          form_event("+79161234567"))
     queue = handler_queue_name("gateway", "form_submitted", "contacts", "on_form_submitted")
@@ -148,7 +145,7 @@ def test_events_published_before_the_consumer_ever_ran_are_not_lost(
 def test_redelivered_form_has_no_second_effect(amqp_uri, tmp_path, container_factory):
     config = base_config(amqp_uri, tmp_path)
     upgrade(config, "contacts")
-    declare_topology(amqp_uri, [ContactsService], config["RETRY_DELAYS_MS"])
+    declare_topology(config, [ContactsService])
     container = container_factory(ContactsService, config)
     container.start()
     event = form_event("+79161234567", key="tilda:777")
@@ -169,7 +166,7 @@ def test_state_change_events_reach_the_broker_with_the_request_id(
         amqp_uri, tmp_path, container_factory):
     config = base_config(amqp_uri, tmp_path)
     upgrade(config, "contacts")
-    declare_topology(amqp_uri, [ContactsService], config["RETRY_DELAYS_MS"])
+    declare_topology(config, [ContactsService])
     conn = amqp.Connection(**connection_params(amqp_uri))
     conn.connect()
     channel = conn.channel()

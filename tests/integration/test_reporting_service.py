@@ -9,9 +9,9 @@ from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from crmhub.contracts.errors import InvalidInput, NotFound
-from crmhub.runtime.handlers import dead_letter_queue_name, declare_topology
 from crmhub.runtime.messaging import get_publisher
 from crmhub.runtime.migrate import upgrade
+from crmhub.runtime.topology import dead_letter_queue_name, declare_topology
 from crmhub.services.reporting.service import ReportingService
 from support import queue_depth, wait_for
 
@@ -23,7 +23,7 @@ def reporting(amqp_uri, tmp_path, container_factory):
     config = {"AMQP_URI": amqp_uri, "DATA_DIR": str(tmp_path), "DATABASE_URL": "",
               "RETRY_DELAYS_MS": [50], "max_workers": 5}
     upgrade(config, "reporting")
-    declare_topology(amqp_uri, [ReportingService], config["RETRY_DELAYS_MS"])
+    declare_topology(config, [ReportingService])
     container_factory(ReportingService, config).start()
     with ServiceRpcProxy("reporting", config) as proxy:
         yield proxy, config

@@ -10,9 +10,9 @@ from crmhub.plugins.calls import call_signal
 from crmhub.plugins.mango.fake_api import FAKE_MP3
 from crmhub.runtime.db import ServiceDatabase, make_engine
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
-from crmhub.runtime.handlers import dead_letter_queue_name, declare_topology
 from crmhub.runtime.messaging import get_publisher
 from crmhub.runtime.migrate import upgrade
+from crmhub.runtime.topology import dead_letter_queue_name, declare_topology
 from crmhub.services.telephony import logic
 from crmhub.services.telephony.models import metadata
 from crmhub.services.telephony.recordings import store_from_config
@@ -28,7 +28,7 @@ def start_telephony(amqp_uri, tmp_path, container_factory, connector_settings):
               "RETRY_DELAYS_MS": [100, 200], "max_workers": 5,
               "CONNECTORS": {"mango": connector_settings}}
     upgrade(config, "telephony")
-    declare_topology(amqp_uri, [TelephonyService], config["RETRY_DELAYS_MS"])
+    declare_topology(config, [TelephonyService])
     container = container_factory(TelephonyService, config)
     container.start()
     return config, container
