@@ -15,17 +15,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import requests
 import sqlalchemy as sa
 
 from bench.common import database, vhost
 from bench.ingest import throughput
 from crmhub.compose_processes import REPO, LocalCompose
 from crmhub.runtime.db import sqlalchemy_url
+from crmhub.testing import SteadyForms
 
 INGEST_PATH = ["gateway", "contacts", "deals"]
 
@@ -43,6 +42,13 @@ def _contacts_engine(db_url: str):
     return sa.create_engine(sqlalchemy_url(db_url), connect_args={"options": "-csearch_path=contacts"})
 
 
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def _ingestion(workdir: Path, duration: int, connections: int, scale: dict) -> dict:
     with vhost() as amqp_uri, database() as db_url:
         compose = _compose(workdir, amqp_uri, db_url)
@@ -50,9 +56,14 @@ def _ingestion(workdir: Path, duration: int, connections: int, scale: dict) -> d
         try:
             compose.up(INGEST_PATH, scale=scale)
             before = {p.name: p.cpu_seconds() for p in compose.all_processes()}
+            machine_before = _machine_cpu()
             started = time.monotonic()
             result = throughput(compose.gateway_url, engine, duration, connections)
             elapsed = time.monotonic() - started
+            busy, total = (after - first for after, first in zip(_machine_cpu(), machine_before))
+            # What is left of the machine: near 0, the cores (shared with wrk, RabbitMQ and
+            # PostgreSQL) are the bottleneck rather than any one process.
+            result["machine_cpu_busy_share"] = round(busy / total, 2)
             result["cpu_share_per_process"] = {
                 p.name: round((p.cpu_seconds() - before[p.name]) / elapsed, 2)
                 for p in compose.all_processes()}
@@ -73,44 +84,14 @@ def scale(workdir: Path, duration: int, connections: int) -> dict:
             "ratio_two_vs_one": round(two[rate] / one[rate], 3) if one[rate] else None}
 
 
-class _SteadyForms(threading.Thread):
-    """Forms at ``rate`` per second; one the hub did not accept is sent again (same id)."""
-
-    def __init__(self, url: str, rate: float):
-        super().__init__(daemon=True)
-        self.url, self.interval = url, 1 / rate
-        self.accepted: list[str] = []
-        self.retries = 0
-        self.stopping = threading.Event()
-
-    def run(self):
-        session = requests.Session()
-        n = 0
-        while not self.stopping.is_set():
-            submission = f"roll-{n}"
-            data = {"name": f"Rolling {n}", "phone": f"+7916{n % 1_000_000:07d}",
-                    "submission_id": submission}
-            while True:
-                try:
-                    if session.post(f"{self.url}/hooks/forms/bench", data=data,
-                                    timeout=10).status_code == 200:
-                        break
-                except requests.RequestException:
-                    session = requests.Session()
-                self.retries += 1
-                time.sleep(0.05)
-            self.accepted.append(submission)
-            n += 1
-            time.sleep(self.interval)
-
-
 def rolling_restart(workdir: Path, rate: float) -> dict:
     with vhost() as amqp_uri, database() as db_url:
         compose = _compose(workdir / "rolling", amqp_uri, db_url)
         engine = _contacts_engine(db_url)
         try:
             compose.up(scale={"gateway": 2})
-            sender = _SteadyForms(compose.gateway_url, rate)
+            sender = SteadyForms(compose.gateway_url, rate, form="bench", prefix="roll-",
+                                 clients=1_000_000)
             sender.start()
             restarts = {}
             started = time.monotonic()
@@ -135,7 +116,7 @@ def rolling_restart(workdir: Path, rate: float) -> dict:
                     "restart_s_per_service": restarts, "accepted": len(accepted),
                     "stored": len(set(stored)), "lost": len(accepted - set(stored)),
                     "duplicated": len(stored) - len(set(stored)),
-                    "resent_after_refusal": sender.retries}
+                    "resent_after_refusal": sender.resent}
         finally:
             compose.down()
             engine.dispose()

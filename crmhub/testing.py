@@ -109,3 +109,39 @@ class LocalHttpServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         pass  # a client that gave up (a timeout test) is no news
+
+
+class SteadyForms(threading.Thread):
+    """Website forms posted at ``rate`` per second to ``base_url`` until ``stopping`` is set:
+    submission ids ``<prefix><n>``, phones cycling over ``clients`` numbers. A submission the
+    hub did not accept (a gateway restarting under it) is sent again with the same id, as a
+    website's retry would, so ``accepted`` lists every submission the hub took, once."""
+
+    def __init__(self, base_url: str, rate: float, form: str = "contact-us",
+                 prefix: str = "steady-", clients: int = 500):
+        super().__init__(daemon=True)
+        self.url = f"{base_url.rstrip('/')}/hooks/forms/{form}"
+        self.interval, self.prefix, self.clients = 1 / rate, prefix, clients
+        self.accepted: list[str] = []
+        self.resent = 0
+        self.stopping = threading.Event()
+
+    def run(self):
+        session = requests.Session()
+        n = 0
+        while not self.stopping.is_set():
+            submission = f"{self.prefix}{n}"
+            data = {"name": f"Client {submission}", "phone": f"+7916{n % self.clients:07d}",
+                    "submission_id": submission}
+            while True:
+                try:
+                    if session.post(self.url, data=data, timeout=10).status_code == 200:
+                        break
+                except requests.RequestException:
+                    session = requests.Session()
+                self.resent += 1
+                time.sleep(0.05)
+            self.accepted.append(submission)
+            n += 1
+            time.sleep(self.interval)
+

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from crmhub.compose_processes import LocalCompose
 from crmhub.runtime.db import sqlalchemy_url
+from crmhub.testing import SteadyForms
 from support import PG_ADMIN_URL, drop_vhost, make_vhost, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres]
@@ -152,37 +153,9 @@ def test_two_contacts_processes_share_the_load_with_no_duplicated_effects(compos
     assert all(share > 0 for share in shares), f"one process did all the work: {shares}"
 
 
-class SteadySender(threading.Thread):
-    """Posts forms at a steady rate; a submission the hub did not accept (a gateway restarting
-    under it) is sent again with the same submission id, as a website's retry would."""
-
-    def __init__(self, compose, rate: float):
-        super().__init__(daemon=True)
-        self.compose, self.interval = compose, 1 / rate
-        self.accepted: list[str] = []
-        self.retries = 0
-        self.stopping = threading.Event()
-
-    def run(self):
-        n = 0
-        while not self.stopping.is_set():
-            submission, phone = f"roll-{n}", f"+7916900{n % 500:04d}"
-            while True:
-                try:
-                    if post_form(self.compose, submission, phone).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                self.retries += 1
-                time.sleep(0.1)
-            self.accepted.append(submission)
-            n += 1
-            time.sleep(self.interval)
-
-
 def test_a_rolling_restart_of_every_service_loses_no_accepted_event(compose):
     compose.up(scale={"gateway": 2})
-    sender = SteadySender(compose, rate=20)
+    sender = SteadyForms(compose.gateway_url, rate=20, prefix="roll-")
     sender.start()
     try:
         time.sleep(2)
