@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 # 1.1 added PBX connectors (PbxConnector): click-to-call, recordings, long-lived listeners.
 # 1.2 added messenger connectors (MessengerConnector): replies to a client's chat.
-API_VERSION = "1.2"
+# 1.3 added Connector.accepted_secrets: a secret's previous value accepted while it rotates.
+API_VERSION = "1.3"
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,14 @@ class Connector:
 
     def __init__(self, settings: dict | None = None):
         self.settings = dict(settings or {})
+
+    def accepted_secrets(self, name: str) -> list[str]:
+        """The values of the secret setting ``name`` a webhook may be signed with: the current
+        one and, while a rotation is under way, ``previous_<name>`` (so webhooks signed on
+        either side of the switch at the provider are accepted). What the hub signs itself
+        uses the current one only."""
+        values = (self.settings.get(name), self.settings.get(f"previous_{name}"))
+        return [str(value) for value in values if value]
 
     # Conformance kit support -------------------------------------------------------------
     # A module with ``valid(connector)``, ``forged(connector, sample)`` and ``bad(connector)``:

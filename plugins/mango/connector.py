@@ -130,14 +130,27 @@ class MangoConnector(PbxConnector):
         key, sign = request.first(fields, "vpbx_api_key"), request.first(fields, "sign")
         if not key or not sign:
             raise Unauthorized("vpbx_api_key and sign are required")
-        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+        pairs = [(k, s) for k, s in self.signing_pairs()
+                 if hmac.compare_digest(key.encode(), k.encode())]
+        if not pairs:
             raise Unauthorized("vpbx_api_key is not the key of this Mango account")
         json_text = request.first(fields, "json")
         if json_text is None:
             raise BadPayload("the json field is missing")
-        if not sign_matches(self.api_key, json_text, self.api_salt, sign):
+        if not any(sign_matches(k, json_text, s, sign) for k, s in pairs):
             raise Unauthorized("sign does not match sha256(vpbx_api_key + json + api_salt)")
         return json_text
+
+    def signing_pairs(self) -> list[tuple[str, str]]:
+        """(key, salt) pairs a webhook may be signed with: the current ones and, while a
+        rotation is under way, the previous ones (``previous_api_key``/``previous_api_salt``;
+        one given alone pairs with the other's current value)."""
+        pairs = [(self.api_key, self.api_salt)]
+        old_key, old_salt = (self.settings.get("previous_api_key"),
+                             self.settings.get("previous_api_salt"))
+        if old_key or old_salt:
+            pairs.append((str(old_key or self.api_key), str(old_salt or self.api_salt)))
+        return pairs
 
     def payload(self, request: WebhookRequest) -> dict:
         json_text = self.verified_json(request)

@@ -35,7 +35,7 @@ class WhatsAppConnector(MessengerConnector):
     name = "whatsapp"
     title = "WhatsApp"
     version = "1.0"
-    api_version = "1.2"
+    api_version = "1.3"
     sample_module = samples
     routes = (
         Route("", "verify", methods=("GET",), description="Meta's callback URL check"),
@@ -72,7 +72,8 @@ class WhatsAppConnector(MessengerConnector):
         presented = request.headers.get(HEADER)
         if not presented:
             raise Unauthorized(f"the {HEADER} header is missing")
-        if not signature_matches(self.app_secret, request.body, presented):
+        if not any(signature_matches(secret, request.body, presented)
+                   for secret in self.accepted_secrets("app_secret")):
             raise Unauthorized(f"{HEADER} does not match the body signed with the app secret")
         if request.content_type != "application/json":
             raise UnsupportedMediaType(

@@ -128,8 +128,9 @@ class ZadarmaConnector(PbxConnector):
         if not self.api_secret:
             raise Unauthorized("api_secret is not configured: Zadarma's signature cannot be "
                                "checked")
-        expected = webhook_signature(self.api_secret, event, fields)
-        if not hmac.compare_digest(presented.encode(), expected.encode()):
+        if not any(hmac.compare_digest(presented.encode(),
+                                       webhook_signature(secret, event, fields).encode())
+                   for secret in self.accepted_secrets("api_secret")):
             raise Unauthorized(f"wrong Signature for {event}")
 
     # Click-to-call and recordings --------------------------------------------------------

@@ -385,3 +385,27 @@ def test_malformed_fields_are_refused_with_a_4xx_never_an_exception(send, path):
                     CallSignalSchema().load(event)
                 except ValidationError:
                     pass  # the gateway refuses such an event with a 400 before publishing
+
+
+def test_while_the_key_and_salt_rotate_webhooks_signed_with_either_are_accepted():
+    rotating = host_for(MangoConnector, {"api_key": "new-key", "api_salt": "new-salt",
+                                         "previous_api_key": API_KEY,
+                                         "previous_api_salt": API_SALT})
+    for key, salt in (("new-key", "new-salt"), (API_KEY, API_SALT)):
+        fields = webhook("/events/call", leg(), key, salt).fields
+        assert raw_post(rotating, "/events/call", fields).events
+    # A mix of the two, or a salt nobody configured, is still refused.
+    for key, salt in (("new-key", API_SALT), (API_KEY, "new-salt"), ("new-key", "guess")):
+        with pytest.raises(Unauthorized):
+            raw_post(rotating, "/events/call", webhook("/events/call", leg(), key, salt).fields)
+
+
+def test_a_previous_salt_alone_pairs_with_the_current_key():
+    rotating = host_for(MangoConnector, {"api_key": API_KEY, "api_salt": "new-salt",
+                                         "previous_api_salt": API_SALT})
+    assert raw_post(rotating, "/events/call", webhook("/events/call", leg(), API_KEY,
+                                                      API_SALT).fields).events
+    # Without the previous salt configured, the old signature is refused.
+    with pytest.raises(Unauthorized):
+        raw_post(host_for(MangoConnector, {"api_key": API_KEY, "api_salt": "new-salt"}),
+                 "/events/call", webhook("/events/call", leg(), API_KEY, API_SALT).fields)

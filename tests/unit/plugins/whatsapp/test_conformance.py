@@ -22,4 +22,4 @@ def test_entry_points_register_both_messenger_connectors():
     assert isinstance(host.connectors["whatsapp"].instance, WhatsAppConnector)
     described = {c["name"]: c for c in host.describe()}
     assert described["telegram"]["routes"][0]["path"] == "/hooks/telegram/<bot>"
-    assert described["whatsapp"]["api_version"] == "1.2"
+    assert described["whatsapp"]["api_version"] == "1.3"

@@ -156,3 +156,15 @@ def test_refusals_are_final_outages_are_retried(graph):
     graph.down = False
     with pytest.raises(MessengerError, match="Invalid OAuth access token"):
         reply(bad_token)
+
+
+def test_while_the_app_secret_rotates_posts_signed_with_either_are_accepted():
+    rotating = host_for(WhatsAppConnector, {**SETTINGS, "app_secret": "new-secret",
+                                            "previous_app_secret": "app-secret"})
+    for secret in ("new-secret", "app-secret"):
+        assert post(rotating, MESSAGES["text"], secret=secret).events
+    with pytest.raises(Unauthorized):
+        post(rotating, MESSAGES["text"], secret="a-guess")
+    done = host_for(WhatsAppConnector, {**SETTINGS, "app_secret": "new-secret"})
+    with pytest.raises(Unauthorized):
+        post(done, MESSAGES["text"], secret="app-secret")

@@ -253,3 +253,16 @@ def test_the_default_time_zone_is_moscow_and_winter_time_is_handled(send):
     berlin = host_for(ZadarmaConnector, {"api_secret": SECRET, "timezone": "Europe/Berlin"})
     event = send("NOTIFY_START", {**CALL, "call_start": "2024-01-10 10:00:00"}, to=berlin)
     assert event.events[0][1]["at"] == "2024-01-10T09:00:00+00:00"  # winter: UTC+1
+
+
+def test_while_the_secret_rotates_notifications_signed_with_either_are_accepted(send):
+    rotating = host_for(ZadarmaConnector, {"api_key": "test-key", "api_secret": "new-secret",
+                                           "previous_api_secret": SECRET})
+    for secret in ("new-secret", SECRET):
+        assert send("NOTIFY_START", CALL, secret=secret, to=rotating).events
+    with pytest.raises(Unauthorized):
+        send("NOTIFY_START", CALL, secret="a-guess", to=rotating)
+    # Once the rotation is over (no previous secret), the old one is refused.
+    done = host_for(ZadarmaConnector, {"api_key": "test-key", "api_secret": "new-secret"})
+    with pytest.raises(Unauthorized):
+        send("NOTIFY_START", CALL, secret=SECRET, to=done)
