@@ -1,6 +1,7 @@
 """Alembic migrations, one history per service, each in the service's own schema or file."""
 from __future__ import annotations
 
+import zlib
 from importlib import import_module
 from pathlib import Path
 
@@ -31,10 +32,13 @@ def upgrade(config: dict, service: str, revision: str = "head") -> bool:
         return False
     engine = make_engine(config, service)
     try:
-        if is_postgres(engine):
-            with engine.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{service}"'))
         with engine.begin() as conn:
+            if is_postgres(engine):
+                # Several processes may migrate at once (replicas started with --migrate, a
+                # Job run twice): they take turns, and the later ones find nothing to do.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"),
+                             {"id": zlib.crc32(f"crmhub-migrate:{service}".encode())})
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{service}"'))
             command.upgrade(alembic_config(service, conn), revision)
     finally:
         engine.dispose()

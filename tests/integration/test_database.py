@@ -1,5 +1,7 @@
 """The database dependency on a real PostgreSQL: a connection that died while it sat in the
 pool is replaced before a worker gets it."""
+import subprocess
+
 import pytest
 import sqlalchemy as sa
 
@@ -34,3 +36,31 @@ def test_a_connection_killed_while_idle_is_replaced_after_the_idle_time(pg_url, 
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_processes_migrating_at_once_take_turns(pg_url, tmp_path):
+    """Replicas started with --migrate (or a migration Job run twice) at the same moment: every
+    one succeeds and the tables exist once."""
+    from support import REPO, fresh_schema
+
+    services = ["contacts", "deals", "reporting"]
+    for service in services:
+        fresh_schema(pg_url, service)
+    config = tmp_path / "migrate.yaml"
+    config.write_text(f"DATABASE_URL: {pg_url}\nLOG_LEVEL: WARNING\n")
+    command = [str(REPO / ".venv/bin/crmhub"), "migrate", "--config", str(config)]
+    for service in services:
+        command += ["--service", service]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(4)]
+    outcomes = [(run.wait(timeout=180), run.stderr.read()) for run in runs]
+    assert all(code == 0 for code, _ in outcomes), outcomes
+    engine = sa.create_engine(sqlalchemy_url(pg_url))
+    try:
+        with engine.connect() as conn:
+            for service in services:
+                versions = conn.execute(sa.text(
+                    f'SELECT count(*) FROM "{service}".alembic_version')).scalar()
+                assert versions == 1, service
+    finally:
+        engine.dispose()
