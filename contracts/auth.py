@@ -10,6 +10,8 @@ PERMISSIONS = {
     # Pipelines, templates, managers and lead rules: how the sales process is set up.
     "deals:configure": {"admin"},
     "ops:read": {"admin"},
+    # Send dead letters back to the queue they failed in.
+    "ops:replay": {"admin"},
     # Calls: the call log, the popup stream (own extensions), click-to-call, recordings.
     "calls:read": {"admin", "manager", "operator", "integrator"},
     "calls:place": {"admin", "manager", "operator"},

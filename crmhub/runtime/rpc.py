@@ -15,6 +15,19 @@ class UnconfirmedPublisher(Publisher):
     use_confirms = False
 
 
+class RequestPublisher(Publisher):
+    """Publishes RPC requests. Unconfirmed ones are not mandatory: without a confirm to wait
+    for, the broker's return of a request nobody listens to arrives after the call has moved
+    on, and the pooled channel would raise it in the next, unrelated call (a call to a running
+    service failing as "unknown"). A request to a service that is not running now simply
+    goes unanswered, and the caller's timeout says so."""
+
+    def publish(self, payload, **kwargs):
+        if not kwargs.get("use_confirms", self.use_confirms):
+            kwargs["mandatory"] = False
+        return super().publish(payload, **kwargs)
+
+
 def RpcProxy(target_service: str, **options):  # noqa: N802 - reads like nameko's class
     options.setdefault("use_confirms", False)
     return nameko_rpc.RpcProxy(target_service, **options)
@@ -23,6 +36,7 @@ def RpcProxy(target_service: str, **options):  # noqa: N802 - reads like nameko'
 def unconfirmed_rpc_replies() -> None:
     """Make every RPC reply of this process unconfirmed (called once by the runner)."""
     nameko_rpc.Responder.publisher_cls = UnconfirmedPublisher
+    nameko_rpc.MethodProxy.publisher_cls = RequestPublisher
     # nameko publishes RPC requests as mandatory and warns that, without confirms, an
     # unroutable one goes unnoticed: by design here (the caller's timeout covers it).
     warnings.filterwarnings("ignore", message="Mandatory delivery was requested",

@@ -108,6 +108,28 @@ class Events(DependencyProvider):
         return EventPublisher(self.publisher, self.container.service_name, context)
 
 
+class DeadLetters(DependencyProvider):
+    """The services' dead-letter queues (crmhub.runtime.dlq): ``list(services)`` and
+    ``replay(service, message_ids or None)``."""
+
+    class Facade:
+        def __init__(self, amqp_uri: str):
+            self.amqp_uri = amqp_uri
+
+        def list(self, services) -> list[dict]:
+            from crmhub.runtime.dlq import list_dead_letters
+
+            return list_dead_letters(self.amqp_uri, services)
+
+        def replay(self, service: str, message_ids=None) -> int:
+            from crmhub.runtime.dlq import replay_dead_letters
+
+            return replay_dead_letters(self.amqp_uri, service, message_ids)
+
+    def get_dependency(self, worker_ctx):
+        return self.Facade(self.container.config["AMQP_URI"])
+
+
 class ApiKeys(DependencyProvider):
     """``{key: {"role", "name"}}`` from the ``API_KEYS`` config."""
 

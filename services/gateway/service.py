@@ -22,8 +22,9 @@ from crmhub.services.gateway.auth import authenticate, presented_key, require
 from crmhub.services.gateway.calls_api import CallsApi
 from crmhub.services.gateway.campaigns_api import CampaignsApi
 from crmhub.services.gateway.catalog_api import CatalogApi
+from crmhub.services.gateway.dead_letters import DeadLettersApi
 from crmhub.services.gateway.deals_api import DealsApi
-from crmhub.services.gateway.dependencies import ApiKeys, Connectors, Events
+from crmhub.services.gateway.dependencies import ApiKeys, Connectors, DeadLetters, Events
 from crmhub.services.gateway.email_api import EmailApi
 from crmhub.services.gateway.http import http, json_body, json_response, refuse_unknown_args
 from crmhub.services.gateway.messenger_api import MessengerApi
@@ -49,7 +50,8 @@ def popup_handler(event_type: str):
 
 
 class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCExchangeApi,
-                     MessengerApi, CampaignsApi, EmailApi, CampaignsUi, ReportsApi, ReportsUi):
+                     MessengerApi, CampaignsApi, EmailApi, CampaignsUi, ReportsApi, ReportsUi,
+                     DeadLettersApi):
     name = "gateway"
 
     config = Config()
@@ -65,6 +67,7 @@ class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCEx
     recordings = Recordings()
     events = Events()
     api_keys = ApiKeys()
+    dead_letters = DeadLetters()
     log_ctx = LogContext()
 
     def _principal(self, request, permission: str):

@@ -448,8 +448,8 @@ class SalesUi:
 
     def _ui_search_products(self, query: dict) -> dict:
         """The catalog's ``search_products``, waiting ``CATALOG_WAIT_SECONDS`` at most. A
-        catalog service that is not running is Unavailable: the broker either returns the
-        request at once (UnknownService) or nobody ever answers it."""
+        catalog service that is not running is Unavailable: nobody answers the request (or,
+        were RPC requests confirmed, the broker returns it at once: UnknownService)."""
         try:
             with eventlet.Timeout(CATALOG_WAIT_SECONDS,
                                   Unavailable("the catalog service did not answer")):

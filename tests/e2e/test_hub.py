@@ -204,3 +204,17 @@ def test_a_disabled_connector_answers_404(start_hub):
     assert resp.status_code == 404 and resp.json()["error"] == "not_found"
     names = [c["name"] for c in hub.api("GET", "/api/v1/connectors").json()["items"]]
     assert "forms" in names and "tilda" not in names
+
+
+def test_a_call_to_a_stopped_service_does_not_fail_calls_to_the_running_ones(start_hub, pg_url):
+    """With deals not running, its request goes unanswered; the gateway's next calls to
+    contacts, on the same pooled channel, still succeed."""
+    from support import fresh_schema
+
+    fresh_schema(pg_url, "contacts")
+    hub = start_hub(database_url=pg_url, services=("gateway", "contacts"))
+    for _ in range(3):
+        with pytest.raises(requests.Timeout):
+            hub.session.get(f"{hub.base_url}/api/v1/deals", timeout=1)
+        listed = hub.api("GET", "/api/v1/contacts")
+        assert listed.status_code == 200, listed.text
