@@ -14,6 +14,7 @@ DEFAULTS: dict = {
     "WEB_SERVER_ADDRESS": "127.0.0.1:8000",
     "OPS_ADDRESS": "127.0.0.1:9100",
     "max_workers": 20,
+    "RPC_TIMEOUT_SECONDS": 30,
     "serializer": "json",
     # Delays of the successive retries of a failing event handler; after the last one the
     # message is parked in the service's dead-letter queue.
