@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import statistics
 import threading
 import time
@@ -15,6 +14,7 @@ import requests
 import sqlalchemy as sa
 
 from crmhub.runtime.db import sqlalchemy_url
+from crmhub.testing import free_port  # noqa: F401 - the suites import it from here
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -38,12 +38,6 @@ def summary_ms(values_s) -> dict:
             "p95_ms": round(percentile(ms, 95), 2), "p99_ms": round(percentile(ms, 99), 2),
             "max_ms": round(max(ms), 2) if ms else None,
             "mean_ms": round(statistics.fmean(ms), 2) if ms else None}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -29,13 +29,9 @@ from crmhub.testing import SteadyForms
 INGEST_PATH = ["gateway", "contacts", "deals"]
 
 
-def _compose(workdir: Path, amqp_uri: str, db_url: str, **variables) -> LocalCompose:
-    vhost_name = amqp_uri.rsplit("/", 1)[1]
-    user = db_url.split("//", 1)[1].split("@", 1)[0]
-    return LocalCompose(workdir, {
-        "RABBITMQ_USER": "guest", "RABBITMQ_PASSWORD": "guest", "RABBITMQ_VHOST": vhost_name,
-        "POSTGRES_USER": user, "POSTGRES_PASSWORD": "trust", "POSTGRES_DB": db_url.rsplit("/", 1)[1],
-        "FORMS_RATE_LIMIT": str(10**9), "LOG_LEVEL": "WARNING", **variables})
+def _compose(workdir: Path, amqp_uri: str, db_url: str) -> LocalCompose:
+    return LocalCompose.on_local_servers(workdir, amqp_uri, db_url,
+                                         FORMS_RATE_LIMIT=str(10**9), LOG_LEVEL="WARNING")
 
 
 def _contacts_engine(db_url: str):
@@ -127,15 +123,28 @@ def _megabytes(path: Path) -> float:
     return round(total / 2**20, 1)
 
 
+# What deploy/Dockerfile copies into its build stage.
+IMAGE_SOURCES = ["pyproject.toml", "setup.py", "README.md", "crmhub", "contracts", "plugins",
+                 "services"]
+
+
 def footprint() -> dict:
-    """A fresh venv with crmhub (not editable) and its runtime dependencies only."""
+    """A fresh venv with crmhub (not editable) and its runtime dependencies only, built from
+    a copy of what the image's build stage gets (a build in the checkout would leave build/)."""
     builder = shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True)
     with tempfile.TemporaryDirectory(prefix="crmhub-footprint-") as tmp:
-        venv = Path(tmp) / "venv"
+        source, venv = Path(tmp) / "src", Path(tmp) / "venv"
+        source.mkdir()
+        for name in IMAGE_SOURCES:
+            if (REPO / name).is_dir():
+                shutil.copytree(REPO / name, source / name,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(REPO / name, source / name)
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
         subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"),
                         "install", "-q", "--no-cache-dir", "--disable-pip-version-check",
-                        str(REPO)], check=True)
+                        str(source)], check=True)
         # What the image's build step checks, and more: the installed package (no source
         # tree) has its migrations and templates, so every service's tables get created.
         migrated = subprocess.run(

@@ -21,16 +21,17 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 import yaml
+
+from crmhub.testing import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "deploy" / "compose.yaml"
@@ -109,12 +110,6 @@ def _environment(service: dict) -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
     return {key: "" if value is None else str(value) for key, value in env.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _localize_url(value: str) -> str:
@@ -206,8 +201,10 @@ class LocalCompose:
     PostgreSQL are the machine's own, reached where the file says ``rabbitmq``/``postgres``.
     """
 
-    def __init__(self, workdir: Path, variables: dict, path: Path = COMPOSE_FILE):
+    def __init__(self, workdir: Path, variables: dict, path: Path = COMPOSE_FILE,
+                 database_url: str | None = None):
         self.workdir = Path(workdir)
+        self.database_url = database_url  # where the services' tables are, as seen from here
         self.model = load_compose(path, variables)
         self.processes: dict[str, list[ServiceProcess]] = {}
         self._gateway_port: int | None = None
@@ -216,6 +213,21 @@ class LocalCompose:
         self.base_env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
                          "HOME": str(self.workdir), "LANG": "C.UTF-8",
                          "CRMHUB_CONFIG": str(IMAGE_CONFIG), "PYTHONUNBUFFERED": "1"}
+
+    @classmethod
+    def on_local_servers(cls, workdir: Path, amqp_uri: str, database_url: str,
+                         **variables) -> "LocalCompose":
+        """The compose file with the variables an operator would put in ``.env`` pointing at a
+        vhost of this machine's RabbitMQ and a database of its PostgreSQL (trust auth: any
+        password); ``variables`` add or override others."""
+        amqp, db = urlsplit(amqp_uri), urlsplit(database_url)
+        return cls(workdir, {
+            "RABBITMQ_USER": unquote(amqp.username or "guest"),
+            "RABBITMQ_PASSWORD": unquote(amqp.password or "guest"),
+            "RABBITMQ_VHOST": unquote(amqp.path[1:]) or "/",
+            "POSTGRES_USER": unquote(db.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(db.password or "trust"),
+            "POSTGRES_DB": db.path[1:], **variables}, database_url=database_url)
 
     @property
     def services(self) -> dict:
@@ -316,8 +328,7 @@ class LocalCompose:
         """Each replica of ``name`` in turn: stopped, started again, healthy before the next."""
         for index, old in enumerate(self.processes[name]):
             old.stop()
-            new = ServiceProcess(old.name, old.argv, old.env, old.healthcheck, old.log_path,
-                                 old.stop_grace, old.ports).start()
+            new = replace(old, proc=None).start()
             self.processes[name][index] = new
             new.wait_healthy()
 

@@ -26,6 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
+from crmhub.testing import free_port
+
 DOVECOT = "/usr/sbin/dovecot"
 USER, PASSWORD = "sales@example.com", "secret"
 
@@ -74,12 +76,6 @@ service stats {{
   }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 20.0, up: bool = True) -> None:

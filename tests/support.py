@@ -1,6 +1,5 @@
 """Helpers for tests: RabbitMQ vhosts, hub subprocesses, polling. Fixtures live in conftest.py."""
 import os
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -9,6 +8,7 @@ import requests
 import sqlalchemy as sa
 
 from crmhub.runtime.db import sqlalchemy_url
+from crmhub.testing import free_port  # noqa: F401 - tests import it from here
 
 REPO = Path(__file__).resolve().parent.parent
 RABBIT_API = os.environ.get("RABBIT_API", "http://127.0.0.1:15672/api")
@@ -58,12 +58,6 @@ def fresh_schema(pg_url: str, service: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{service}" CASCADE'))
     engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def hub_config(tmp_path: Path, amqp_uri: str, database_url: str = "", **extra) -> dict:

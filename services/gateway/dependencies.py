@@ -12,6 +12,7 @@ from crmhub.contracts.events import spec
 from crmhub.plugins.api import BadPayload, PbxConnector
 from crmhub.plugins.host import ConnectorHost
 from crmhub.runtime.config import parse_api_keys
+from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
 from crmhub.runtime.messaging import PublishError, event_exchange_name, get_publisher
 
 log = structlog.get_logger(__name__)
@@ -117,13 +118,9 @@ class DeadLetters(DependencyProvider):
             self.amqp_uri = amqp_uri
 
         def list(self, services) -> list[dict]:
-            from crmhub.runtime.dlq import list_dead_letters
-
             return list_dead_letters(self.amqp_uri, services)
 
         def replay(self, service: str, message_ids=None) -> int:
-            from crmhub.runtime.dlq import replay_dead_letters
-
             return replay_dead_letters(self.amqp_uri, service, message_ids)
 
     def get_dependency(self, worker_ctx):

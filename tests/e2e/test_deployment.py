@@ -10,7 +10,6 @@ check the compose file gives its container (crmhub.compose_processes says what i
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 import requests
@@ -18,8 +17,9 @@ import sqlalchemy as sa
 
 from crmhub.compose_processes import LocalCompose
 from crmhub.runtime.db import sqlalchemy_url
+from crmhub.runtime.registry import SERVICES
 from crmhub.testing import SteadyForms
-from support import PG_ADMIN_URL, drop_vhost, make_vhost, wait_for
+from support import fresh_schema, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres]
 
@@ -27,29 +27,16 @@ ADMIN = {"Authorization": "Bearer dev-admin-key"}  # the compose file's default 
 
 
 @pytest.fixture
-def compose(tmp_path):
-    """The compose variables an operator would put in .env, pointing at a vhost and a
-    database of this test's own; ``compose.down()`` at the end."""
-    vhost = make_vhost()
-    database = f"crmhub_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(sqlalchemy_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
-    user = PG_ADMIN_URL.split("//", 1)[1].split("@", 1)[0]
-    local = LocalCompose(tmp_path, {
-        "RABBITMQ_USER": "guest", "RABBITMQ_PASSWORD": "guest", "RABBITMQ_VHOST": vhost,
-        "POSTGRES_USER": user, "POSTGRES_PASSWORD": "trust", "POSTGRES_DB": database,
-        "FORMS_RATE_LIMIT": "100000", "LOG_LEVEL": "WARNING",
-    })
-    local.database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
+def compose(tmp_path, amqp_uri, pg_url):
+    """The compose file with the variables an operator would put in .env pointing at this
+    test's vhost and at the test database, every service's schema dropped first (the
+    migration one-shot creates them); ``compose.down()`` at the end."""
+    for service in SERVICES:
+        fresh_schema(pg_url, service)
+    local = LocalCompose.on_local_servers(tmp_path, amqp_uri, pg_url,
+                                          FORMS_RATE_LIMIT="100000", LOG_LEVEL="WARNING")
     yield local
     local.down()
-    drop_vhost(vhost)
-    with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = :n"), {"n": database})
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
-    admin.dispose()
 
 
 def contacts_engine(compose):
@@ -83,9 +70,7 @@ def worker_runs(process, entrypoint: str) -> float:
 
 def test_the_compose_services_as_processes_carry_a_form_and_a_call_to_the_card(compose):
     compose.up()
-    assert sorted(compose.processes) == sorted(
-        ["gateway", "contacts", "deals", "telephony", "messenger", "catalog", "email",
-         "reporting"])
+    assert sorted(compose.processes) == sorted(SERVICES)  # every service has its container
     for process in compose.all_processes():
         assert process.healthy(), f"{process.name}: its compose health check fails"
         assert process.env["QUEUE_TYPE"] == "quorum"

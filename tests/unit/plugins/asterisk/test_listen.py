@@ -1,18 +1,12 @@
 """listen() against the local AMI server: the real capture, synthesized calls, reconnects,
 refused logins and stopping. Every emitted event is loaded with CallSignalSchema (conftest)."""
-import socket
 import time
 
 from crmhub.plugins.api import make_request
 from crmhub.plugins.asterisk import AsteriskConnector, connector, scenarios
 from crmhub.plugins.asterisk.client import Backoff
 from crmhub.plugins.conformance import host_for
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from crmhub.testing import free_port
 
 
 def kinds(signals, call_key=None):
