@@ -14,6 +14,7 @@ series of frames, each a header line and maybe a payload:
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import html
 import io
@@ -28,6 +29,10 @@ from crmhub.plugins.onec.commerceml import read_package
 from crmhub.plugins.onec.xmlsafety import ExchangeFileError
 
 BATCH_ROWS = 5_000  # rows per frame: small, the parsing processes stay small
+# lxml's iterparse keeps its parsed document in a reference cycle, so a block's document is
+# freed only by a full garbage collection, which the few Python objects a parse makes rarely
+# trigger: the documents piled up to tens of MB. Collect after this many bytes were parsed.
+COLLECT_AFTER_BYTES = 2 * 1024 * 1024
 READ = 1024 * 1024
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _SPECIAL = re.compile(r"[\\\t\n\r]")
@@ -136,7 +141,7 @@ class RangeReader:
             fh.seek(self.start)
             left, buf, pos = self.end - self.start, b"", 0
             while left > 0:
-                block = fh.read(min(READ * 4, left))
+                block = fh.read(min(READ, left))
                 if not block:
                     break
                 left -= len(block)
@@ -176,6 +181,7 @@ class RangeParser:
         self.has_stock = False
         self.block: list[tuple[str | None, bytes]] = []
         self.pending: list[tuple[str, str, list]] = []  # finished blocks awaiting their lookup
+        self.uncollected = 0  # bytes parsed since the last garbage collection
 
     def add(self, table: str, row: tuple) -> None:
         self.seq += 1
@@ -237,12 +243,16 @@ class RangeParser:
 
     def parse(self, raws: list[bytes]) -> None:
         self.parsed += len(raws)
-        document = io.BytesIO(self.prefix + b"".join(raws) + self.suffix)
-        for record_kind, record in read_package(document, kind_hint=self.kind):
+        document = self.prefix + b"".join(raws) + self.suffix
+        for record_kind, record in read_package(io.BytesIO(document), kind_hint=self.kind):
             if record_kind in ("offer", "product"):
                 for table, row in rows_of(record_kind, record, self.kind):
                     self.has_stock = self.has_stock or table == "stock"
                     self.add(table, row)
+        self.uncollected += len(document)
+        if self.uncollected >= COLLECT_AFTER_BYTES:
+            gc.collect()
+            self.uncollected = 0
 
     def finish(self) -> None:
         self.end_block()
@@ -279,6 +289,7 @@ def parse_range(path: Path, start: int, end: int, prefix: bytes, suffix: bytes, 
 
 
 def main(argv=None) -> int:
+    gc.freeze()  # what is imported lives as long as the process: collections skip it
     path, start, end, prefix, suffix, kind, encoding, record, seq_base, generation = argv or sys.argv[1:]
     parse_range(Path(path), int(start), int(end), bytes.fromhex(prefix), bytes.fromhex(suffix),
                 kind, encoding, record, int(seq_base), sys.stdout.buffer,
