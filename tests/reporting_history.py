@@ -124,10 +124,10 @@ class ReportingDb:
             dumped = instance(ReportSchema).dump(reports.build(conn, name, loaded))
         return json.loads(json.dumps(dumped))
 
-    def rebuild(self) -> dict:
+    def rebuild(self, **options) -> dict:
         from crmhub.services.reporting import journal
 
-        return journal.rebuild(self.db)
+        return journal.rebuild(self.db, **options)
 
     def dispose(self):
         self.engine.dispose()

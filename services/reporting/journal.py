@@ -82,22 +82,24 @@ def rebuild(db, chunk: int = 20000, progress=None) -> dict:
         lock_projections(tx)
         truncate_projections(tx.conn)
     replayed, after = 0, None
-    while True:
-        with db.transaction() as tx:
-            query = sa.select(journal.c.id, journal.c.event_type, journal.c.occurred_at,
-                              journal.c.payload).order_by(journal.c.occurred_at, journal.c.id)
-            if after is not None:
-                query = query.where(sa.tuple_(journal.c.occurred_at, journal.c.id) > after)
-            rows = tx.conn.execute(query.limit(chunk)).all()
-            if not rows:
-                break
-            lock_projections(tx)
-            projections.apply_mixed(tx, [(row.event_type, load_journaled(row.event_type, row.payload))
-                                         for row in rows])
-        replayed += len(rows)
-        after = (rows[-1].occurred_at, rows[-1].id)
-        if progress is not None:
-            progress(replayed)
+    with projections.replaying() as flush:
+        while True:
+            with db.transaction() as tx:
+                query = sa.select(journal.c.id, journal.c.event_type, journal.c.occurred_at,
+                                  journal.c.payload).order_by(journal.c.occurred_at, journal.c.id)
+                if after is not None:
+                    query = query.where(sa.tuple_(journal.c.occurred_at, journal.c.id) > after)
+                rows = tx.conn.execute(query.limit(chunk)).all()
+                lock_projections(tx)
+                if not rows:
+                    flush(tx)
+                    break
+                projections.apply_mixed(tx, [(row.event_type, load_journaled(row.event_type, row.payload))
+                                             for row in rows])
+            replayed += len(rows)
+            after = (rows[-1].occurred_at, rows[-1].id)
+            if progress is not None:
+                progress(replayed)
     seconds = round(time.monotonic() - started, 3)
     log.info("projections rebuilt", events=replayed, seconds=seconds)
     return {"events": replayed, "seconds": seconds}

@@ -8,6 +8,7 @@ Live ingestion and ``crmhub reports rebuild`` go through the same ``apply_events
 """
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from importlib import import_module
 
 import structlog
@@ -60,3 +61,17 @@ def apply_mixed(tx, typed_events: list[tuple[str, dict]]) -> None:
                 batches.setdefault(handler, []).append(event)
         for handler, events in batches.items():
             handler(tx, events)
+
+
+@contextmanager
+def replaying():
+    """Within, projections that define ``replaying()`` keep what a replay adds up in memory
+    across its transactions; the function yielded, ``flush(tx)``, writes it all (call it in
+    the replay's last transaction; a replay that fails writes nothing more)."""
+    with ExitStack() as stack:
+        flushes = [stack.enter_context(m.replaying()) for m in PROJECTIONS if hasattr(m, "replaying")]
+
+        def flush(tx):
+            for write in flushes:
+                write(tx)
+        yield flush
