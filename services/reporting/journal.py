@@ -75,7 +75,8 @@ def rebuild(db, chunk: int = 20000, progress=None) -> dict:
     """Empty every projection and replay the whole journal; returns counts and seconds.
 
     Events journaled live while this runs are applied live and replayed here as well, which
-    projections tolerate (they are idempotent), so live ingestion need not stop.
+    projections tolerate (they are idempotent), so live ingestion need not stop. What a
+    projection sums up over the replay (the funnel's counters) it may write only at the end.
     """
     started = time.monotonic()
     with db.transaction() as tx:
