@@ -5,25 +5,17 @@ recording from the card and places a call from it (call_session.py, in a process
 see operator_session.py for why)."""
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from browser_runs import BROWSER_MARKS, run_browser_session
 
 from crmhub.plugins.mango import simulator
 from support import OPERATOR_KEY, fresh_schema, wait_for
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SESSION = Path(__file__).with_name("call_session.py")
 SCREENSHOTS = "/tmp/crmhub-calls"
 LINE = "74951234567"
 
-pytestmark = [
-    pytest.mark.browser, pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"no Chromium at {CHROMIUM} (`make test` installs it with apt)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -44,11 +36,8 @@ def as_json(hooks: list) -> list[dict]:
 
 
 def run_session(hub, mode: str, facts: dict) -> None:
-    session = subprocess.run(
-        [sys.executable, str(SESSION), mode, hub.base_url, OPERATOR_KEY, json.dumps(facts)],
-        capture_output=True, text=True, timeout=240, env={**os.environ, "CHROMIUM": CHROMIUM})
-    assert session.returncode == 0, f"{session.stdout}\n{session.stderr}"
-    assert f"{mode} session passed" in session.stdout
+    run_browser_session("call_session.py", mode, hub.base_url, OPERATOR_KEY, json.dumps(facts),
+                        passed=f"{mode} session passed", timeout=240)
 
 
 def test_an_operator_sees_who_calls_plays_the_recording_and_calls_back(hub, mango):

@@ -8,14 +8,13 @@ lines without stock."""
 import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import requests
+from browser_runs import BROWSER_MARKS, run_browser_session
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from crmhub.plugins.onec.generator import write_exchange
@@ -24,16 +23,10 @@ from crmhub.services.catalog import importer, jobs, logic
 from crmhub.services.gateway.auth import SESSION_COOKIE
 from support import OPERATOR_KEY, fresh_schema
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SESSION = Path(__file__).with_name("catalog_session.py")
 SCREENSHOTS = "/tmp/crmhub-catalog"
 OFFERS = 30
 
-pytestmark = [
-    pytest.mark.browser, pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"no Chromium at {CHROMIUM} (`make test` installs it with apt)"),
-]
+pytestmark = BROWSER_MARKS
 
 PIPELINE = {"id": "sales", "name": "Продажи", "stages": [
     {"name": "Новая заявка"}, {"name": "Счёт"}, {"name": "Отгружено", "kind": "won"}]}
@@ -121,11 +114,8 @@ def test_a_manager_picks_a_product_and_sees_its_stock(hub, tmp_path):
                     "price": price["amount"], "total": qty(product["in_stock"]),
                     "stock": [[s["warehouse"], qty(s["quantity"])] for s in product["stock"]]}}
     os.makedirs(SCREENSHOTS, exist_ok=True)
-    session = subprocess.run(
-        [sys.executable, str(SESSION), hub.base_url, OPERATOR_KEY, json.dumps(facts)],
-        capture_output=True, text=True, timeout=240, env={**os.environ, "CHROMIUM": CHROMIUM})
-    assert session.returncode == 0, f"{session.stdout}\n{session.stderr}"
-    assert "catalog session passed" in session.stdout
+    run_browser_session("catalog_session.py", hub.base_url, OPERATOR_KEY, json.dumps(facts),
+                        passed="catalog session passed", timeout=240)
 
     # What the browser saved is what the deals service holds: the hand-typed lines as they
     # were, the picked product with its catalog id, article, name and first price.

@@ -4,26 +4,18 @@ Chromium reads the client's message on the card and replies from it (messenger_s
 a process of its own: see operator_session.py for why)."""
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
+from browser_runs import BROWSER_MARKS, run_browser_session
 
 from crmhub.plugins.telegram import samples
 from crmhub.plugins.telegram.fake_api import SECRET, FakeTelegramApi
 from support import OPERATOR_KEY, fresh_schema, wait_for
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SESSION = Path(__file__).with_name("messenger_session.py")
 SCREENSHOTS = "/tmp/crmhub-messenger"
 
-pytestmark = [
-    pytest.mark.browser, pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"no Chromium at {CHROMIUM} (`make test` installs it with apt)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -40,11 +32,8 @@ def hub(start_hub, pg_url, telegram):
 
 
 def run_session(hub, mode: str, facts: dict) -> None:
-    session = subprocess.run(
-        [sys.executable, str(SESSION), mode, hub.base_url, OPERATOR_KEY, json.dumps(facts)],
-        capture_output=True, text=True, timeout=240, env={**os.environ, "CHROMIUM": CHROMIUM})
-    assert session.returncode == 0, f"{session.stdout}\n{session.stderr}"
-    assert f"{mode} session passed" in session.stdout
+    run_browser_session("messenger_session.py", mode, hub.base_url, OPERATOR_KEY, json.dumps(facts),
+                        passed=f"{mode} session passed", timeout=240)
 
 
 def test_a_manager_replies_from_the_card_and_sees_delivery(hub, telegram):

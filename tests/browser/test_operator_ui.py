@@ -2,24 +2,16 @@
 forms posted over HTTP, then headless Chromium signs in, searches and reads a client card
 (operator_session.py, in a process of its own: see its docstring for why)."""
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
+from browser_runs import BROWSER_MARKS, run_browser_session
 
 from support import OPERATOR_KEY, fresh_schema, wait_for
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SESSION = Path(__file__).with_name("operator_session.py")
 SCREENSHOT = "/tmp/crmhub-operator-card.png"
 
-pytestmark = [
-    pytest.mark.browser, pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"no Chromium at {CHROMIUM} (`make test` installs it with apt)"),
-]
+pytestmark = BROWSER_MARKS
 
 FORMS = [
     {"name": "Мария Иванова", "phone": "+7 (916) 123-45-67", "email": "maria@example.com",
@@ -47,9 +39,6 @@ def hub(start_hub, pg_url):
 
 
 def test_operator_signs_in_searches_and_reads_a_card(hub):
-    session = subprocess.run(
-        [sys.executable, str(SESSION), hub.base_url, OPERATOR_KEY, SCREENSHOT],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "CHROMIUM": CHROMIUM})
-    assert session.returncode == 0, f"{session.stdout}\n{session.stderr}"
-    assert "operator session passed" in session.stdout
+    run_browser_session("operator_session.py", hub.base_url, OPERATOR_KEY, SCREENSHOT,
+                        passed="operator session passed")
     assert os.path.getsize(SCREENSHOT) > 0

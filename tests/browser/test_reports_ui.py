@@ -2,12 +2,9 @@
 gateway on real RabbitMQ and PostgreSQL; headless Chromium reads the dashboard, filters it,
 downloads a CSV and creates a task from the churn report (report_session.py, in a process of
 its own: see operator_session.py for why)."""
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from browser_runs import BROWSER_MARKS, run_browser_session
 from report_samples import (
     REPORT_SERVICES,
     publish_past_purchases,
@@ -17,14 +14,7 @@ from report_samples import (
 
 from support import ADMIN_KEY, fresh_schema, wait_for
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SESSION = Path(__file__).with_name("report_session.py")
-
-pytestmark = [
-    pytest.mark.browser, pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"no Chromium at {CHROMIUM} (`make test` installs it with apt)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -48,11 +38,8 @@ def test_a_sales_head_reads_filters_downloads_and_acts_on_the_reports(hub, amqp_
                          hub.api("GET", "/api/v1/reports/churn").json()["rows"]),
              timeout=20, interval=0.3, message="Zoe in the churn report")
 
-    session = subprocess.run(
-        [sys.executable, str(SESSION), hub.base_url, ADMIN_KEY],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "CHROMIUM": CHROMIUM})
-    assert session.returncode == 0, f"{session.stdout}\n{session.stderr}"
-    assert "report session passed" in session.stdout
+    run_browser_session("report_session.py", hub.base_url, ADMIN_KEY,
+                        passed="report session passed")
 
     # What the button did: a task for Zoe's manager on her card.
     tasks = hub.api("GET", "/api/v1/tasks", params={"contact_id": zoe["id"]}).json()["items"]

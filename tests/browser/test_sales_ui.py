@@ -5,25 +5,17 @@ reminder without reloading (sales_session.py, in a process of its own: see
 operator_session.py for why)."""
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
+from browser_runs import BROWSER_MARKS, run_browser_session
 
 from support import ADMIN_KEY, OPERATOR_KEY, fresh_schema, wait_for
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SESSION = Path(__file__).with_name("sales_session.py")
 SCREENSHOTS = "/tmp/crmhub-sales"
 FIRST_TASK = "Перезвонить в течение 15 минут"
 
-pytestmark = [
-    pytest.mark.browser, pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"no Chromium at {CHROMIUM} (`make test` installs it with apt)"),
-]
+pytestmark = BROWSER_MARKS
 
 # A pipeline of the installation's own, with its stages named as the sales team says them.
 PIPELINE = {"id": "sales", "name": "Продажи", "stages": [
@@ -93,11 +85,8 @@ def test_a_manager_works_the_funnel_in_the_browser(hub):
     os.makedirs(SCREENSHOTS, exist_ok=True)
     facts = {"deals": deals, "stages": stages, "first_task": FIRST_TASK,
              "screenshots": SCREENSHOTS}
-    session = subprocess.run(
-        [sys.executable, str(SESSION), hub.base_url, OPERATOR_KEY, ADMIN_KEY, json.dumps(facts)],
-        capture_output=True, text=True, timeout=240, env={**os.environ, "CHROMIUM": CHROMIUM})
-    assert session.returncode == 0, f"{session.stdout}\n{session.stderr}"
-    assert "sales session passed" in session.stdout
+    run_browser_session("sales_session.py", hub.base_url, OPERATOR_KEY, ADMIN_KEY, json.dumps(facts),
+                        passed="sales session passed", timeout=240)
 
     # What the browser did is what the database holds.
     maria = hub.api("GET", f"/api/v1/deals/{deals['Мария Иванова']}").json()

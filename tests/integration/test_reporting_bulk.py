@@ -65,7 +65,7 @@ def test_only_newer_rows_replace_and_json_and_nulls_round_trip(reporting):
     assert stored["created_day"] == DAY
 
 
-def test_a_rebuild_sized_write_goes_in_one_statement(reporting):
+def test_a_rebuild_sized_write_adds_up(reporting):
     key = ["manager", "source", "day", "pipeline_id", "stage_id"]
     rows = [_counter(f"m{i % 50}", i // 50, 1) for i in range(20_000)]
     for _ in range(2):

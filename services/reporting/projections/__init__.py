@@ -2,7 +2,9 @@
 
 A projection module defines ``TABLES`` (truncated on rebuild), ``HANDLES`` (event type ->
 ``fn(tx, events)`` applying a batch of loaded events; idempotent and order-independent) and,
-if it serves a report, ``TITLE``, ``DESCRIPTION`` and ``report(conn, filters) -> dict``.
+if it serves a report, ``TITLE``, ``DESCRIPTION`` and ``report(conn, filters) -> dict``; and
+optionally ``replaying()``, a context manager holding what a replay sums up in memory (see
+``replaying`` below).
 One function may be registered for several types: it then gets batches mixing them.
 Live ingestion and ``crmhub reports rebuild`` go through the same ``apply_events``.
 """
