@@ -17,7 +17,7 @@ from crmhub.contracts.contacts import ContactCreatedSchema
 from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.runtime.db import Database, make_engine, reliability_tables
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
-from crmhub.runtime.handlers import reliable_handler
+from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.messaging import connection_params, get_publisher
 from crmhub.runtime.migrate import upgrade
 from crmhub.runtime.topology import dead_letter_queue_name, declare_topology, handler_queue_name
@@ -59,6 +59,24 @@ def form_event(phone, key=None):
                      connector="forms", form="contact-us", contact={"phones": [phone]},
                      received_at=dt.datetime.now(dt.timezone.utc))
 
+
+BATCHES: list[list[str]] = []
+
+
+class BatchingService:
+    name = "batching"
+    db = Database(flaky_metadata, relay=False)
+
+    @batch_handler("source", "thing_happened", max_batch=5, max_wait=0.05)
+    def on_things(self, deliveries):
+        ids = [d.payload["id"] for d in deliveries]
+        if "poison" in ids:
+            raise ValueError("a payload this handler cannot take")
+        with self.db.transaction() as tx:
+            for thing_id in ids:
+                if tx.claim(f"thing:{thing_id}"):
+                    tx.execute(handled.insert().values(id=thing_id))
+        BATCHES.append(ids)
 
 @pytest.mark.parametrize("queue_type", ["quorum", "classic"])
 def test_failing_handler_retries_then_parks_and_an_operator_replays_it(
@@ -185,3 +203,29 @@ def test_state_change_events_reach_the_broker_with_the_request_id(
     event = ContactCreatedSchema().load(json.loads(message.body))
     assert event["contact"]["phones"][0]["e164"] == "+79161234567"
     conn.close()
+
+
+def test_a_backlog_is_handled_in_batches_of_at_most_max_batch_and_a_bad_message_parks_alone(
+        amqp_uri, tmp_path, container_factory):
+    BATCHES.clear()
+    config = base_config(amqp_uri, tmp_path, RETRY_DELAYS_MS=[])
+    engine = make_engine(config, "batching")
+    flaky_metadata.create_all(engine)
+    declare_topology(config, [BatchingService])
+    ids = [f"b-{i}" for i in range(43)]
+    ids.insert(20, "poison")
+    publisher = get_publisher(amqp_uri)
+    for thing_id in ids:  # queued before the service starts: it finds a backlog
+        publisher.publish_json("source.events", "thing_happened", {"id": thing_id})
+
+    container_factory(BatchingService, config).start()
+    wait_for(lambda: queue_depth(amqp_uri, dead_letter_queue_name("batching")) == 1,
+             timeout=15, message="the bad message parked")
+    with engine.connect() as conn:
+        wait_for(lambda: conn.execute(sa.select(sa.func.count()).select_from(handled))
+                 .scalar() == 43, timeout=15, message="every good message handled")
+        stored = {row.id for row in conn.execute(sa.select(handled.c.id))}
+    assert stored == set(ids) - {"poison"}
+    assert max(map(len, BATCHES)) == 5  # batched, and never beyond max_batch
+    assert [i for batch in BATCHES for i in batch if i == "poison"] == []
+    assert [m["body"]["id"] for m in list_dead_letters(amqp_uri, ["batching"])] == ["poison"]

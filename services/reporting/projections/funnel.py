@@ -23,6 +23,7 @@ from contextvars import ContextVar
 import sqlalchemy as sa
 
 from crmhub.contracts import events as ev
+from crmhub.runtime.db import is_postgres
 from crmhub.services.reporting.models import TIME, metadata
 from crmhub.services.reporting.projections import bulk, dealstate
 from crmhub.services.reporting.projections.snapshots import period_bounds, ratio, upsert_latest
@@ -163,6 +164,19 @@ def _add(deltas: dict, counted: list | None, sign: int) -> None:
                 deltas[(pipeline, stage_id, who, where, day, bucket)][0] += sign
 
 
+def _add_change(deltas: dict, old: list | None, new: list | None) -> None:
+    """Take back ``old`` and add ``new``, leaving out the stages whose entry is the same in
+    both (a move changes one or two of a deal's stages): the same sums, a fraction of the
+    counter keys."""
+    if old and new and old[:4] == new[:4]:
+        same = {tuple(e) for e in old[4]} & {tuple(e) for e in new[4]}
+        if same:
+            old = [*old[:4], [e for e in old[4] if tuple(e) not in same]]
+            new = [*new[:4], [e for e in new[4] if tuple(e) not in same]]
+    _add(deltas, old, -1)
+    _add(deltas, new, +1)
+
+
 def _new_rollup() -> dict:
     return {"day": defaultdict(lambda: [0, 0, 0]), "month": defaultdict(lambda: [0, 0, 0])}
 
@@ -202,6 +216,8 @@ def replaying():
 def _write_rollup(conn, rolled: dict) -> None:
     """Add the rolled-up deltas to the counter tables, and forget them."""
     key = ["manager", "source", None, "pipeline_id", "stage_id"]
+    # PostgreSQL reads the ISO text as a date (bulk.upsert sends JSON); SQLite wants dates.
+    as_date = str if is_postgres(conn) else dt.date.fromisoformat
     for grain, (counts_table, times_table) in GRAINS.items():
         key[2] = grain
         counts, times = [], []
@@ -209,7 +225,7 @@ def _write_rollup(conn, rolled: dict) -> None:
                 rolled[grain].items(), key=lambda item: (item[0][:5], item[0][5] or -1)):
             if not any(values):
                 continue
-            row = {"manager": manager, "source": source, grain: dt.date.fromisoformat(when),
+            row = {"manager": manager, "source": source, grain: as_date(when),
                    "pipeline_id": pipeline, "stage_id": stage_id}
             if bucket is None:
                 counts.append({**row, **dict(zip(COUNTS, values))})
@@ -245,8 +261,7 @@ def apply_deal_events(tx, events: list[dict]) -> None:
         if old is not None and old["counted"] == record["counted"] and \
                 old["version"] == record["version"] and old["visits"] == record["visits"]:
             continue
-        _add(deltas, old["counted"] if old else None, -1)
-        _add(deltas, record["counted"], +1)
+        _add_change(deltas, old["counted"] if old else None, record["counted"])
         records.append({c: record.get(c) for c in RECORD_COLUMNS})
     _save_records(tx.conn, records)
     _apply_deltas(tx.conn, deltas)
