@@ -115,12 +115,6 @@ class BatchQueueConsumer(QueueConsumer):
     def prefetch_count(self):
         return int(self.container.config.get("BATCH_PREFETCH", 1000))
 
-    def handle_message(self, provider, body, message):
-        # nameko spawns a greenthread per message so that a handler cannot block the consumer;
-        # a batch handler only buffers the message and never blocks (its batches start from a
-        # greenthread of their own), so that spawn is saved: a twentieth of a busy consumer.
-        provider.handle_message(body, message)
-
 
 class BatchEventHandler(ReliableEventHandler):
     """Hands the service method a list of ``Delivery``: one worker, so one transaction, per
@@ -151,29 +145,19 @@ class BatchEventHandler(ReliableEventHandler):
         self._inflight = 0
 
     def handle_message(self, body, message):
-        """Called in the consumer's greenthread, so it must not block: batches start from a
-        timer's greenthread (starting a worker may wait for a free one)."""
         self._buffer.append((body, message))
-        if len(self._buffer) == self.max_batch:  # full: go now rather than after max_wait
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = eventlet.spawn_after(0, self._flush)
+        if len(self._buffer) >= self.max_batch:
+            self._flush()
         elif self._timer is None:
-            self._schedule()
-
-    def _schedule(self):
-        # spawn_after(0) still lets the consumer hand over every message already read.
-        idle = self._inflight < self.max_inflight
-        full = len(self._buffer) >= self.max_batch
-        self._timer = eventlet.spawn_after(0 if idle or full else self.max_wait, self._flush)
+            # spawn_after(0) still lets the consumer hand over every message already read.
+            idle = self._inflight < self.max_inflight
+            self._timer = eventlet.spawn_after(0 if idle else self.max_wait, self._flush)
 
     def _flush(self):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._buffer = self._buffer[:self.max_batch], self._buffer[self.max_batch:]
-        if self._buffer:
-            self._schedule()
+        batch, self._buffer = self._buffer, []
         if batch:
             self._spawn(batch)
 
