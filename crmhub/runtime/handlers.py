@@ -149,15 +149,21 @@ class BatchEventHandler(ReliableEventHandler):
         if len(self._buffer) >= self.max_batch:
             self._flush()
         elif self._timer is None:
-            # spawn_after(0) still lets the consumer hand over every message already read.
-            idle = self._inflight < self.max_inflight
-            self._timer = eventlet.spawn_after(0 if idle else self.max_wait, self._flush)
+            self._schedule()
+
+    def _schedule(self):
+        # spawn_after(0) still lets the consumer hand over every message already read.
+        idle = self._inflight < self.max_inflight
+        self._timer = eventlet.spawn_after(0 if idle else self.max_wait, self._flush)
 
     def _flush(self):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._buffer = self._buffer, []
+        # At most max_batch: messages go on arriving while a flush waits for a free worker.
+        batch, self._buffer = self._buffer[:self.max_batch], self._buffer[self.max_batch:]
+        if self._buffer:
+            self._schedule()
         if batch:
             self._spawn(batch)
 
