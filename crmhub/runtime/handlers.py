@@ -149,21 +149,17 @@ class BatchEventHandler(ReliableEventHandler):
         if len(self._buffer) >= self.max_batch:
             self._flush()
         elif self._timer is None:
-            self._schedule()
-
-    def _schedule(self):
-        # spawn_after(0) still lets the consumer hand over every message already read.
-        idle = self._inflight < self.max_inflight
-        self._timer = eventlet.spawn_after(0 if idle else self.max_wait, self._flush)
+            # spawn_after(0) still lets the consumer hand over every message already read.
+            idle = self._inflight < self.max_inflight
+            self._timer = eventlet.spawn_after(0 if idle else self.max_wait, self._flush)
 
     def _flush(self):
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        # At most max_batch: messages go on arriving while a flush waits for a free worker.
-        batch, self._buffer = self._buffer[:self.max_batch], self._buffer[self.max_batch:]
-        if self._buffer:
-            self._schedule()
+        # Take the batch before cancelling the timer: cancelling switches to other greenthreads
+        # (eventlet's kill), which may add messages meanwhile (batches of 6 with max_batch 5).
+        batch, self._buffer = self._buffer, []
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         if batch:
             self._spawn(batch)
 

@@ -78,6 +78,7 @@ class BatchingService:
                     tx.execute(handled.insert().values(id=thing_id))
         BATCHES.append(ids)
 
+
 @pytest.mark.parametrize("queue_type", ["quorum", "classic"])
 def test_failing_handler_retries_then_parks_and_an_operator_replays_it(
         amqp_uri, tmp_path, container_factory, queue_type):
@@ -227,5 +228,4 @@ def test_a_backlog_is_handled_in_batches_of_at_most_max_batch_and_a_bad_message_
         stored = {row.id for row in conn.execute(sa.select(handled.c.id))}
     assert stored == set(ids) - {"poison"}
     assert max(map(len, BATCHES)) == 5  # batched, and never beyond max_batch
-    assert [i for batch in BATCHES for i in batch if i == "poison"] == []
     assert [m["body"]["id"] for m in list_dead_letters(amqp_uri, ["batching"])] == ["poison"]

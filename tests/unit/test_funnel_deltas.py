@@ -15,6 +15,15 @@ def _nonzero(deltas: dict) -> dict:
     return {key: values for key, values in deltas.items() if any(values)}
 
 
+def _apply(totals: dict, add) -> int:
+    """Run ``add`` on fresh deltas, sum them into ``totals``; returns the keys it touched."""
+    step = _counters()
+    add(step)
+    for key, values in step.items():
+        totals[key] = [a + b for a, b in zip(totals[key], values)]
+    return len(step)
+
+
 def _contribution(rng: random.Random, header: list) -> list:
     stages = sorted(rng.sample(range(1, 8), rng.randint(1, 5)))
     return [*header, [[s, rng.randint(0, 1), rng.randint(0, 1), rng.choice([-1, 0, 3, 7])]
@@ -33,17 +42,9 @@ def test_a_change_sums_like_taking_back_the_old_contribution_and_adding_the_new(
         if old and new and rng.random() < 0.7:  # a move: most stages stay as they were
             new = [*old[:4], [list(e) for e in old[4]] + new[4][:1]]
             new[4] = sorted({e[0]: e for e in new[4]}.values())
-        step = _counters()
-        funnel._add(step, old, -1)
-        funnel._add(step, new, +1)
-        touched_whole += len(step)
-        for key, values in step.items():
-            whole[key] = [a + b for a, b in zip(whole[key], values)]
-        step = _counters()
-        funnel._add_change(step, old, new)
-        touched_changes += len(step)
-        for key, values in step.items():
-            changes[key] = [a + b for a, b in zip(changes[key], values)]
+        touched_whole += _apply(whole, lambda step: (funnel._add(step, old, -1),
+                                                     funnel._add(step, new, +1)))
+        touched_changes += _apply(changes, lambda step: funnel._add_change(step, old, new))
     assert _nonzero(changes) == _nonzero(whole)
     assert len(_nonzero(whole)) > 100
     assert touched_changes < touched_whole * 0.8  # unchanged stages were left out
