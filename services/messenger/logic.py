@@ -195,17 +195,20 @@ def note_failed_attempt(tx, message_id: str, error: str) -> None:
 
 def _advance(tx, message: dict, conversation: dict, status: str, error: str | None,
              **extra) -> dict | None:
-    if STATUS_RANK[status] <= STATUS_RANK[message["status"]]:
-        return None
+    """Move ``message`` to ``status`` if that is further along; None if it is not."""
     values = {"status": status, "error": error if status == "failed" else None,
               "updated_at": utcnow(), **extra}
-    changed = tx.execute(messages.update().where(
-        messages.c.id == message["id"], messages.c.status == message["status"]).values(**values))
-    if not changed.rowcount:
-        return None  # another worker moved it meanwhile
-    message = {**message, **values}
-    _emit(tx, ev.MESSAGE_STATUS_CHANGED, message, conversation)
-    return message
+    while STATUS_RANK[status] > STATUS_RANK[message["status"]]:
+        changed = tx.execute(messages.update().where(
+            messages.c.id == message["id"], messages.c.status == message["status"]).values(**values))
+        if changed.rowcount:
+            message = {**message, **values}
+            _emit(tx, ev.MESSAGE_STATUS_CHANGED, message, conversation)
+            return message
+        # Another worker moved it meanwhile (a "delivered" and a "read" arriving together):
+        # compare with where it is now rather than drop this status.
+        message, conversation = load_message(tx.conn, message["id"])
+    return None
 
 
 def mark_sent(tx, message_id: str, provider_message_id: str) -> dict | None:

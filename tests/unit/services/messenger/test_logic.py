@@ -89,6 +89,23 @@ def test_no_reply_to_a_client_who_never_wrote_or_to_anothers_conversation(db):
         send(db, provider="whatsapp")
 
 
+def test_a_status_racing_another_is_applied_on_top_of_it_not_dropped(db):
+    """Meta sends "delivered" and "read" together; two workers take them. The one that loses
+    the race finds the message moved and compares with where it is now."""
+    receive(db, telegram(telegram_samples.TEXT))
+    message = send(db)
+    with db.transaction() as tx:
+        logic.mark_sent(tx, message["id"], "wamid.A")
+    with db.connect() as conn:
+        seen_by_read_worker, conversation = logic.load_message(conn, message["id"])
+    assert status(db, "wamid.A", "delivered")["status"] == "delivered"  # the other worker
+    with db.transaction() as tx:
+        read = logic._advance(tx, seen_by_read_worker, conversation, "read", None)
+    assert read is not None and read["status"] == "read"
+    with db.transaction() as tx:  # and a late one that lost the race still changes nothing
+        assert logic._advance(tx, seen_by_read_worker, conversation, "delivered", None) is None
+    assert [m["status"] for _, m in published(db)][-2:] == ["delivered", "read"]
+
 def test_statuses_only_move_forwards_and_failure_keeps_its_reason(db):
     receive(db, telegram(telegram_samples.TEXT))
     message = send(db)
