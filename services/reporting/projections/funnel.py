@@ -181,36 +181,98 @@ def _new_rollup() -> dict:
     return {"day": defaultdict(lambda: [0, 0, 0]), "month": defaultdict(lambda: [0, 0, 0])}
 
 
-# Set by ``replaying``: the rollup a replay sums its deltas into across its chunks.
-_replay_rollup: ContextVar[dict | None] = ContextVar("funnel_replay_rollup", default=None)
-# Counter keys a replay holds in memory at most before it writes them (about 200 bytes each).
-REPLAY_ROLLUP_KEYS = 500_000
+# Set by ``replaying``: within a replay, counters are not touched per batch; they are counted
+# afresh from the deals' records when it ends.
+_replaying: ContextVar[bool] = ContextVar("funnel_replaying", default=False)
 
 
 def _apply_deltas(conn, deltas: dict) -> None:
-    buffered = _replay_rollup.get()
-    rolled = _new_rollup() if buffered is None else buffered
+    rolled = _new_rollup()
     for (pipeline, stage_id, manager, source, day, bucket), values in deltas.items():
         for grain, when in (("day", day), ("month", day[:7] + "-01")):
             total = rolled[grain][(manager, source, when, pipeline, stage_id, bucket)]
             for i, v in enumerate(values):
                 total[i] += v
-    if buffered is None or sum(map(len, buffered.values())) >= REPLAY_ROLLUP_KEYS:
-        _write_rollup(conn, rolled)
+    _write_rollup(conn, rolled)
 
 
 @contextmanager
 def replaying():
-    """Within, counter deltas are summed in memory rather than written per batch; the
-    function yielded writes them (call it in the replay's last transaction). A deal's moves
-    in different batches of a replay mostly cancel out, and each counter row is written
-    once instead of once per batch: the counters were most of a rebuild's time."""
-    rollup = _new_rollup()
-    token = _replay_rollup.set(rollup)
+    """Within, deal records are replayed without touching the counters; the function yielded
+    (call it in the replay's last transaction) counts them afresh from the records, in SQL.
+    Summing deltas per batch instead wrote tens of millions of counter upserts for a
+    rebuild of a million deals: more keys than memory could hold until the end."""
+    token = _replaying.set(True)
     try:
-        yield lambda tx: _write_rollup(tx.conn, rollup)
+        yield lambda tx: recount(tx.conn)
     finally:
-        _replay_rollup.reset(token)
+        _replaying.reset(token)
+
+
+# Per database: what the deal records count for (their ``counted``), one row per deal and
+# stage: (pipeline_id, manager, source, day, stage_id, advanced, won, bucket). PostgreSQL
+# parses each record's JSON once (as jsonb), not once per field.
+_CONTRIBUTIONS = {
+    "postgresql": """
+        WITH records AS MATERIALIZED (
+            SELECT CAST(counted AS JSONB) AS c FROM funnel_deals WHERE counted IS NOT NULL)
+        SELECT r.c->>0 AS pipeline_id, r.c->>1 AS manager, r.c->>2 AS source,
+               CAST(r.c->>3 AS DATE) AS day, CAST(e->>0 AS INTEGER) AS stage_id,
+               CAST(e->>1 AS INTEGER) AS advanced, CAST(e->>2 AS INTEGER) AS won,
+               CAST(e->>3 AS INTEGER) AS bucket
+        FROM records r, jsonb_array_elements(CASE jsonb_typeof(r.c) WHEN 'array'
+                                             THEN r.c->4 ELSE '[]' END) e""",
+    "sqlite": """
+        SELECT json_extract(d.counted, '$[0]') AS pipeline_id,
+               json_extract(d.counted, '$[1]') AS manager,
+               json_extract(d.counted, '$[2]') AS source, json_extract(d.counted, '$[3]') AS day,
+               json_extract(e.value, '$[0]') AS stage_id, json_extract(e.value, '$[1]') AS advanced,
+               json_extract(e.value, '$[2]') AS won, json_extract(e.value, '$[3]') AS bucket
+        FROM funnel_deals d, json_each(d.counted, '$[4]') e
+        WHERE json_type(d.counted) = 'array'""",
+}
+_MONTH_OF_DAY = {"postgresql": "CAST(date_trunc('month', day) AS DATE)",
+                 "sqlite": "substr(day, 1, 7) || '-01'"}
+_KEY = "manager, source, day, pipeline_id, stage_id"
+# Each sum counts for its manager and source, and for "any" (ALL) of either.
+_FOR_ALL = f"""
+    SELECT CASE WHEN w.any_manager = 1 THEN '{ALL}' ELSE s.manager END AS manager,
+           CASE WHEN w.any_source = 1 THEN '{ALL}' ELSE s.source END AS source,
+           s.day, s.pipeline_id, s.stage_id, s.bucket, s.deals, s.advanced, s.won
+    FROM funnel_recount s, (SELECT 0 AS any_manager, 0 AS any_source UNION ALL SELECT 0, 1
+                            UNION ALL SELECT 1, 0 UNION ALL SELECT 1, 1) w"""
+
+
+def recount(conn) -> None:
+    """Count every funnel counter afresh from the deal records (each keeps what it counts
+    for in ``counted``): summed per manager, source, day, stage and time bucket once, then
+    for ALL managers and sources, then by month. Run under the projections' lock."""
+    dialect = conn.dialect.name
+    month = _MONTH_OF_DAY[dialect]
+    if dialect == "postgresql":  # the sums are hashed in memory rather than spilled to disk
+        conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+    statements = [
+        "DROP TABLE IF EXISTS funnel_recount",
+        f"CREATE TEMPORARY TABLE funnel_recount AS SELECT {_KEY}, bucket, count(*) AS deals, "
+        f"sum(advanced) AS advanced, sum(won) AS won FROM ({_CONTRIBUTIONS[dialect]}) c "
+        f"GROUP BY {_KEY}, bucket",
+        *(f"DELETE FROM {table.name}" for table in (daily, monthly, times_daily, times_monthly)),
+        f"INSERT INTO funnel_daily ({_KEY}, reached, advanced, won) SELECT {_KEY}, sum(deals), "
+        f"sum(advanced), sum(won) FROM ({_FOR_ALL}) x GROUP BY {_KEY} ORDER BY {_KEY}",
+        f"INSERT INTO funnel_times_daily ({_KEY}, bucket, deals) SELECT {_KEY}, bucket, "
+        f"sum(deals) FROM ({_FOR_ALL}) x WHERE bucket >= 0 GROUP BY {_KEY}, bucket ORDER BY {_KEY}, bucket",
+        f"INSERT INTO funnel_monthly (manager, source, month, pipeline_id, stage_id, reached, "
+        f"advanced, won) SELECT manager, source, {month}, pipeline_id, stage_id, sum(reached), "
+        f"sum(advanced), sum(won) FROM funnel_daily GROUP BY manager, source, {month}, "
+        f"pipeline_id, stage_id",
+        f"INSERT INTO funnel_times_monthly (manager, source, month, pipeline_id, stage_id, "
+        f"bucket, deals) SELECT manager, source, {month}, pipeline_id, stage_id, bucket, "
+        f"sum(deals) FROM funnel_times_daily GROUP BY manager, source, {month}, pipeline_id, "
+        f"stage_id, bucket",
+        "DROP TABLE funnel_recount",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))
 
 
 def _write_rollup(conn, rolled: dict) -> None:
@@ -253,6 +315,7 @@ def apply_deal_events(tx, events: list[dict]) -> None:
     stored = _load_records(tx.conn, list(by_deal))
     deltas: dict = defaultdict(lambda: [0, 0, 0])
     records = []
+    replaying = _replaying.get()
     for deal_id, deal_events in sorted(by_deal.items()):
         old = stored.get(deal_id)
         record = dealstate.merge(old, deal_events)
@@ -261,10 +324,12 @@ def apply_deal_events(tx, events: list[dict]) -> None:
         if old is not None and old["counted"] == record["counted"] and \
                 old["version"] == record["version"] and old["visits"] == record["visits"]:
             continue
-        _add_change(deltas, old["counted"] if old else None, record["counted"])
+        if not replaying:
+            _add_change(deltas, old["counted"] if old else None, record["counted"])
         records.append({c: record.get(c) for c in RECORD_COLUMNS})
     _save_records(tx.conn, records)
-    _apply_deltas(tx.conn, deltas)
+    if deltas:
+        _apply_deltas(tx.conn, deltas)
     upsert_latest(tx.conn, stages, [_stage_row(e) for e in events],
                   ["pipeline_id", "stage_id"], ["seen_at"])
 
