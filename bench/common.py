@@ -76,6 +76,7 @@ def hub_config(amqp_uri: str, database_url: str, workdir: Path, **extra) -> dict
         "API_KEYS": f"{API_KEY}:admin", "LOG_LEVEL": "WARNING", "max_workers": 32,
         "DB_POOL_SIZE": 20, "DB_MAX_OVERFLOW": 0,
         "CONNECTORS": {"forms": {"allow_unknown_forms": True, "rate_limit_per_minute": 10**9}},
+        # The product's default; QUEUE_TYPE=classic measures a single-node broker's choice.
         "QUEUE_TYPE": os.environ.get("QUEUE_TYPE", "quorum"),
     }
     config.update(extra)

@@ -27,7 +27,9 @@ def epoch_us(value: dt.datetime | None) -> int:
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:
     """Stored times are UTC; SQLite hands them back naive."""
-    return as_utc(value).astimezone(dt.timezone.utc) if value is not None else None
+    if value is None or value.tzinfo is dt.timezone.utc:
+        return value
+    return as_utc(value).astimezone(dt.timezone.utc)
 
 
 def cents(amount) -> int | None:
