@@ -172,8 +172,9 @@ def cmd_reports(args):
 
     config = _config(args)
     if args.action == "rebuild":
-        result = admin.rebuild(config)
-        print(f"rebuilt: {result['events']} events replayed in {result['seconds']} s")
+        result = admin.rebuild(config, workers=args.workers)
+        print(f"rebuilt: {result['events']} events replayed in {result['seconds']} s "
+              f"by {result['workers']} process(es)")
         return
     if not args.name:
         raise SystemExit("reports show: name a report, e.g. funnel")
@@ -233,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", action="append", metavar="KEY=VALUE",
                    help="a report filter, e.g. period_from=2026-01-01 (repeatable)")
     p.add_argument("--format", choices=["json", "csv"], default="json")
+    p.add_argument("--workers", type=int,
+                   help="rebuild: processes replaying the projections side by side "
+                        "(PostgreSQL; default: one per core, up to two)")
     p = command("dlq", cmd_dlq, "list or replay dead-lettered messages")
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("--service", action="append")

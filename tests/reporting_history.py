@@ -97,6 +97,7 @@ class ReportingDb:
     def __init__(self, config: dict):
         from crmhub.services.reporting.models import metadata
 
+        self.config = config
         self.engine = make_engine(config, "reporting")
         self.db = ServiceDatabase(self.engine, metadata, "reporting")
 

@@ -23,11 +23,11 @@ def reporting_database(config: dict):
         engine.dispose()
 
 
-def rebuild(config: dict, out=sys.stderr) -> dict:
+def rebuild(config: dict, out=sys.stderr, workers: int | None = None) -> dict:
     with reporting_database(config) as db:
         def progress(done):
             print(f"\rreplayed {done} events", end="", file=out, flush=True)
-        result = journal.rebuild(db, progress=progress)
+        result = journal.rebuild(db, progress=progress, workers=workers)
     print(file=out)
     return result
 

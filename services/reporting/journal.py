@@ -6,6 +6,7 @@ projection table and replays the journal in (occurred_at, id) order through the 
 """
 from __future__ import annotations
 
+import os
 import time
 
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ import structlog
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance
 from crmhub.runtime.db import insert_new_rows, is_postgres, utcnow
-from crmhub.services.reporting import projections
+from crmhub.services.reporting import parallel, projections
 from crmhub.services.reporting.models import journal
 from crmhub.services.reporting.replay import load_journaled
 
@@ -37,9 +38,12 @@ def load_event(event_type: str, payload: dict) -> dict:
     return event
 
 
-def lock_projections(tx) -> None:
+def lock_projections(tx, shared: bool = False) -> None:
+    """Exclusive for live batches; shared for the side-by-side workers of a rebuild, which
+    replay disjoint projections (each still waits for, and holds off, live batches)."""
     if is_postgres(tx.conn):
-        tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": APPLY_LOCK_ID})
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        tx.conn.execute(sa.text(f"SELECT {function}(:id)"), {"id": APPLY_LOCK_ID})
 
 
 def ingest(tx, event_type: str, payloads: list[dict]) -> int:
@@ -71,19 +75,42 @@ def truncate_projections(conn) -> None:
             conn.execute(table.delete())
 
 
-def rebuild(db, chunk: int = 20000, progress=None) -> dict:
+def rebuild(db, chunk: int = 20000, progress=None, workers: int | None = None) -> dict:
     """Empty every projection and replay the whole journal; returns counts and seconds.
 
     Events journaled live while this runs are applied live and replayed here as well, which
     projections tolerate (they are idempotent), so live ingestion need not stop. What a
     projection sums up over the replay (the funnel's counters) it may write only at the end.
+    On PostgreSQL the projections are replayed in ``workers`` processes side by side (by
+    default one per CPU, up to two), each reading the journal for its group of projections:
+    the replay is Python-bound, and the database keeps up with two.
     """
     started = time.monotonic()
     with db.transaction() as tx:
         lock_projections(tx)
         truncate_projections(tx.conn)
+    if not is_postgres(db.engine):
+        workers = 1  # one writer at a time
+    elif workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    groups = projections.replay_groups(workers)
+    if len(groups) == 1:
+        replayed = replay(db, groups[0], chunk, progress)
+    else:
+        url = db.engine.url.render_as_string(hide_password=False)
+        replayed = parallel.replay(url, [[projections._name(m) for m in g] for g in groups],
+                                   chunk, progress)
+    seconds = round(time.monotonic() - started, 3)
+    log.info("projections rebuilt", events=replayed, seconds=seconds, workers=len(groups))
+    return {"events": replayed, "seconds": seconds, "workers": len(groups)}
+
+
+def replay(db, modules, chunk: int, progress=None, shared_lock: bool = False) -> int:
+    """Replay the whole journal, oldest first, into ``modules`` (emptied beforehand);
+    returns how many events were read."""
+    handled = {t for m in modules for t in m.HANDLES}
     replayed, after = 0, None
-    with projections.replaying() as flush:
+    with projections.replaying(modules) as flush:
         while True:
             with db.transaction() as tx:
                 query = sa.select(journal.c.id, journal.c.event_type, journal.c.occurred_at,
@@ -91,16 +118,14 @@ def rebuild(db, chunk: int = 20000, progress=None) -> dict:
                 if after is not None:
                     query = query.where(sa.tuple_(journal.c.occurred_at, journal.c.id) > after)
                 rows = tx.conn.execute(query.limit(chunk)).all()
-                lock_projections(tx)
+                lock_projections(tx, shared_lock)
                 if not rows:
                     flush(tx)
                     break
                 projections.apply_mixed(tx, [(row.event_type, load_journaled(row.event_type, row.payload))
-                                             for row in rows])
+                                             for row in rows if row.event_type in handled], modules)
             replayed += len(rows)
             after = (rows[-1].occurred_at, rows[-1].id)
             if progress is not None:
                 progress(replayed)
-    seconds = round(time.monotonic() - started, 3)
-    log.info("projections rebuilt", events=replayed, seconds=seconds)
-    return {"events": replayed, "seconds": seconds}
+    return replayed
