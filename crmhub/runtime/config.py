@@ -40,9 +40,17 @@ def _install_env_resolver() -> None:
         setup_yaml_parser()
 
 
+# Where the config (file or overrides) leaves these empty or unset, the environment's
+# variables of the same name apply: the broker and the database are what ops set first.
+FROM_ENVIRONMENT = ("AMQP_URI", "DATABASE_URL")
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: dict | None = None) -> dict:
-    """Return the effective config: defaults, then the YAML file, then ``overrides``."""
+    """Return the effective config: defaults (or the environment, for ``FROM_ENVIRONMENT``),
+    then the YAML file, then ``overrides``."""
     config = copy.deepcopy(DEFAULTS)
+    for name in FROM_ENVIRONMENT:
+        config[name] = os.environ.get(name) or config[name]
     if path:
         _install_env_resolver()
         with open(path, encoding="utf-8") as fh:
@@ -52,9 +60,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict | None = 
         config.update(loaded)
     if overrides:
         config.update(overrides)
-    # An empty DATABASE_URL in the file means "not set": fall back to the environment.
-    if not config.get("DATABASE_URL"):
-        config["DATABASE_URL"] = os.environ.get("DATABASE_URL", "")
+    # An empty value in the file means "not set": fall back to the environment, then the default.
+    for name in FROM_ENVIRONMENT:
+        if not config.get(name):
+            config[name] = os.environ.get(name) or DEFAULTS[name]
     return config
 
 
