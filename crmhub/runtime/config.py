@@ -46,23 +46,21 @@ FROM_ENVIRONMENT = ("AMQP_URI", "DATABASE_URL")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: dict | None = None) -> dict:
-    """Return the effective config: defaults (or the environment, for ``FROM_ENVIRONMENT``),
-    then the YAML file, then ``overrides``."""
+    """Return the effective config: defaults, then the YAML file, then ``overrides``; for
+    ``FROM_ENVIRONMENT``, the environment where neither gives a value."""
     config = copy.deepcopy(DEFAULTS)
-    for name in FROM_ENVIRONMENT:
-        config[name] = os.environ.get(name) or config[name]
+    given = dict(overrides or {})
     if path:
         _install_env_resolver()
         with open(path, encoding="utf-8") as fh:
             loaded = yaml.safe_load(fh) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: the config must be a mapping")
-        config.update(loaded)
-    if overrides:
-        config.update(overrides)
-    # An empty value in the file means "not set": fall back to the environment, then the default.
+        given = {**loaded, **given}
+    config.update(given)
+    # Unset or empty in the file and overrides: the environment, then the default.
     for name in FROM_ENVIRONMENT:
-        if not config.get(name):
+        if not given.get(name):
             config[name] = os.environ.get(name) or DEFAULTS[name]
     return config
 

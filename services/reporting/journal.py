@@ -98,7 +98,7 @@ def rebuild(db, chunk: int = 20000, progress=None, workers: int | None = None) -
         replayed = replay(db, groups[0], chunk, progress)
     else:
         url = db.engine.url.render_as_string(hide_password=False)
-        replayed = parallel.replay(url, [[projections._name(m) for m in g] for g in groups],
+        replayed = parallel.replay(url, [[projections.module_name(m) for m in g] for g in groups],
                                    chunk, progress)
     seconds = round(time.monotonic() - started, 3)
     log.info("projections rebuilt", events=replayed, seconds=seconds, workers=len(groups))

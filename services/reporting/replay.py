@@ -1,10 +1,10 @@
 """Reading journaled events back fast.
 
 Every journaled payload passed its contract when it arrived, so a replay need not validate
-it again: a loader compiled once per schema copies the payload and only converts the values
-whose type ``load`` changes (times, dates, decimals, nested objects) and fills
-``load_default``s. It is several times
-faster than ``Schema.load``; a schema with a field it does not know falls back to ``load``.
+it again: a loader compiled once per schema copies the payload, converts only the values whose
+type ``load`` changes (times, dates, decimals, nested objects) and fills ``load_default``s.
+It is several times faster than ``Schema.load``; a schema with a field it does not know falls
+back to ``load``.
 tests check both give the same dicts.
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _compile(schema_cls):
             renames.append((key, attr))
         if field.load_default is not missing:
             defaults[attr] = field.load_default
-    known, absent_unless = frozenset(known), frozenset(defaults)
+    known, defaulted = frozenset(known), frozenset(defaults)
 
     def load(data: dict) -> dict:
         out = dict(data) if known.issuperset(data) else {k: v for k, v in data.items() if k in known}
@@ -78,7 +78,7 @@ def _compile(schema_cls):
         for key, attr in renames:
             if key in out:
                 out[attr] = out.pop(key)
-        for attr in absent_unless.difference(out):
+        for attr in defaulted.difference(out):
             default = defaults[attr]
             out[attr] = default() if callable(default) else default
         return out

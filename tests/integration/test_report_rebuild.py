@@ -36,9 +36,9 @@ def test_the_cli_rebuild_gives_the_live_numbers(reporting, tmp_path):
 def test_projections_split_into_groups_of_their_own():
     groups = projections.replay_groups(2)
     assert len(groups) == 2
-    names = [projections._name(m) for group in groups for m in group]
-    assert sorted(names) == sorted(projections._name(m) for m in projections.PROJECTIONS)
-    assert ["funnel"] in [[projections._name(m) for m in g] for g in groups]
+    names = [projections.module_name(m) for group in groups for m in group]
+    assert sorted(names) == sorted(projections.module_name(m) for m in projections.PROJECTIONS)
+    assert ["funnel"] in [[projections.module_name(m) for m in g] for g in groups]
     assert len(projections.replay_groups(1)) == 1
 
 

@@ -32,8 +32,13 @@ def _load(name: str):
         return None
 
 
+def module_name(module) -> str:
+    """A projection's name: its module's (``funnel``, ``managers``, ...)."""
+    return module.__name__.rsplit(".", 1)[1]
+
+
 PROJECTIONS = [m for m in (_load(n) for n in MODULE_NAMES) if m is not None]
-REPORTS = {m.__name__.rsplit(".", 1)[1]: m for m in PROJECTIONS if hasattr(m, "report")}
+REPORTS = {module_name(m): m for m in PROJECTIONS if hasattr(m, "report")}
 
 
 def handled_event_types() -> list[str]:
@@ -76,20 +81,17 @@ def replay_groups(count: int) -> list[list]:
     Projections share no tables, so groups can be replayed side by side."""
     groups: list[list] = [[] for _ in range(max(1, min(count, len(PROJECTIONS))))]
     weight = [0] * len(groups)
-    by_cost = sorted(PROJECTIONS, key=lambda m: -REPLAY_WEIGHTS.get(_name(m), 1))
+    by_cost = sorted(PROJECTIONS, key=lambda m: -REPLAY_WEIGHTS.get(module_name(m), 1))
     for module in by_cost:
         lightest = weight.index(min(weight))
         groups[lightest].append(module)
-        weight[lightest] += REPLAY_WEIGHTS.get(_name(module), 1)
+        weight[lightest] += REPLAY_WEIGHTS.get(module_name(module), 1)
     return [sorted(g, key=PROJECTIONS.index) for g in groups if g]
 
 
 def by_names(names) -> list:
-    return [m for m in PROJECTIONS if _name(m) in set(names)]
-
-
-def _name(module) -> str:
-    return module.__name__.rsplit(".", 1)[1]
+    wanted = set(names)
+    return [m for m in PROJECTIONS if module_name(m) in wanted]
 
 
 @contextmanager

@@ -139,10 +139,10 @@ def contribution(record: dict) -> list:
 
     won = int(record["status"] == "won")
     counted = []
-    placed = [place(stage_id) for stage_id in reached]
+    placed = {stage_id: place(stage_id) for stage_id in reached}
     for stage_id, (spent,) in sorted(reached.items()):
-        position = place(stage_id)[0]
-        advanced = any(other > position and kind != "lost" for other, kind in placed)
+        position = placed[stage_id][0]
+        advanced = any(other > position and kind != "lost" for other, kind in placed.values())
         counted.append([stage_id, int(advanced), won, -1 if spent is None else bucket_of(spent)])
     return [record["pipeline_id"], record["manager"], record["source"],
             record["created_day"].isoformat(), counted]
