@@ -8,8 +8,10 @@ the last tier, parks it in the service's dead-letter queue ``crmhub.dlq.<service
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import traceback
+from collections import OrderedDict
 from functools import partial
 from typing import NamedTuple
 
@@ -109,11 +111,66 @@ class Delivery(NamedTuple):
 
 class BatchQueueConsumer(QueueConsumer):
     """A consumer connection of its own whose prefetch lets batches fill up (nameko's shared
-    consumer prefetches only ``max_workers`` messages)."""
+    consumer prefetches only ``max_workers`` messages), and whose acks are coalesced: a
+    finished message is acked, with ``multiple``, together with every earlier delivery of its
+    channel once none of those is still at work. The broker then settles a batch in one step
+    (a quorum queue spends about a fifth of the CPU on a message acked that way)."""
+
+    def setup(self):
+        super().setup()
+        # channel -> delivery tag -> finished; tags arrive in increasing order per channel.
+        self._unsettled: dict[object, OrderedDict[int, bool]] = {}
 
     @property
     def prefetch_count(self):
         return int(self.container.config.get("BATCH_PREFETCH", 1000))
+
+    def handle_message(self, provider, body, message):
+        if message.channel not in self._unsettled:  # a new channel: forget the closed ones
+            self._unsettled = {channel: tags for channel, tags in self._unsettled.items()
+                               if channel.connection is not None}
+            self._unsettled[message.channel] = OrderedDict()
+        self._unsettled[message.channel][message.delivery_tag] = False
+        super().handle_message(provider, body, message)
+
+    def ack_message(self, message):
+        self.ack_messages([message])
+
+    def ack_messages(self, messages):
+        """Mark ``messages`` finished and ack what has become a finished run."""
+        channels = set()
+        for message in messages:
+            tags = self._unsettled.get(message.channel)
+            if tags is None or message.delivery_tag not in tags:
+                super().ack_message(message)  # not tracked (delivered before a reconnect)
+                continue
+            tags[message.delivery_tag] = True
+            channels.add(message.channel)
+        for channel in channels:
+            self._ack_finished_run(channel)
+
+    def requeue_message(self, message):
+        tags = self._unsettled.get(message.channel)
+        if tags is not None:
+            tags.pop(message.delivery_tag, None)
+        super().requeue_message(message)
+        if tags is not None:
+            self._ack_finished_run(message.channel)
+
+    def _ack_finished_run(self, channel):
+        tags = self._unsettled[channel]
+        last = None
+        while tags:
+            tag, finished = next(iter(tags.items()))
+            if not finished:
+                break
+            tags.popitem(last=False)
+            last = tag
+        if channel.connection is None:  # the broker has taken its deliveries back
+            self._unsettled.pop(channel, None)
+        elif last is not None:
+            with contextlib.suppress(ConnectionError):
+                channel.basic_ack(last, multiple=True)
 
 
 class BatchEventHandler(ReliableEventHandler):
@@ -181,8 +238,7 @@ class BatchEventHandler(ReliableEventHandler):
     def _batch_done(self, batch, worker_ctx, result=None, exc_info=None):
         self._inflight -= 1
         if exc_info is None:
-            for _, message in batch:
-                self.queue_consumer.ack_message(message)
+            self.queue_consumer.ack_messages([message for _, message in batch])
         elif len(batch) == 1:
             self.handle_message_processed(batch[0][1], result, exc_info)
         else:

@@ -7,6 +7,7 @@ import subprocess
 import uuid
 
 import amqp
+import eventlet
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -77,6 +78,26 @@ class BatchingService:
                 if tx.claim(f"thing:{thing_id}"):
                     tx.execute(handled.insert().values(id=thing_id))
         BATCHES.append(ids)
+
+
+HELD = {"id": None, "release": None}
+
+
+class RunAckingService:
+    """Batches of three, two at a time; the batch holding ``HELD["id"]`` waits for release."""
+
+    name = "runacking"
+    db = Database(flaky_metadata, relay=False)
+
+    @batch_handler("source", "thing_happened", max_batch=3, max_wait=0.05, max_inflight=2)
+    def on_things(self, deliveries):
+        ids = [d.payload["id"] for d in deliveries]
+        if HELD["id"] in ids:
+            HELD["release"].wait()
+        with self.db.transaction() as tx:
+            for thing_id in ids:
+                if tx.claim(f"thing:{thing_id}"):
+                    tx.execute(handled.insert().values(id=thing_id))
 
 
 @pytest.mark.parametrize("queue_type", ["quorum", "classic"])
@@ -229,3 +250,39 @@ def test_a_backlog_is_handled_in_batches_of_at_most_max_batch_and_a_bad_message_
     assert stored == set(ids) - {"poison"}
     assert max(map(len, BATCHES)) == 5  # batched, and never beyond max_batch
     assert [m["body"]["id"] for m in list_dead_letters(amqp_uri, ["batching"])] == ["poison"]
+
+
+def test_batches_are_acked_as_a_run_never_past_a_message_still_at_work(
+        amqp_uri, tmp_path, container_factory):
+    """Finished batches are acked together (one ``multiple`` ack); one behind a batch still at
+    work waits for it, so a crash at that moment gives the unfinished message back, together
+    with the finished ones after it, which the inbox makes harmless."""
+    config = base_config(amqp_uri, tmp_path, RETRY_DELAYS_MS=[])
+    engine = make_engine(config, "runacking")
+    flaky_metadata.create_all(engine)
+    declare_topology(config, [RunAckingService])
+    queue = handler_queue_name("source", "thing_happened", "runacking", "on_things")
+    ids = [f"r-{i}" for i in range(12)]
+    HELD.update(id="r-0", release=eventlet.Event())
+    publisher = get_publisher(amqp_uri)
+    for thing_id in ids:
+        publisher.publish_json("source.events", "thing_happened", {"id": thing_id})
+
+    def stored():
+        with engine.connect() as conn:
+            return {row.id for row in conn.execute(sa.select(handled.c.id))}
+
+    crashed = container_factory(RunAckingService, config)
+    crashed.start()
+    wait_for(lambda: stored() == set(ids[3:]), timeout=15,
+             message="every batch but the held one handled")
+    crashed.kill()  # the process dies while r-0 is at work
+    wait_for(lambda: queue_depth(amqp_uri, queue) == len(ids), timeout=15,
+             message="the broker gave back every message from r-0 on")
+
+    HELD.update(id=None)
+    container_factory(RunAckingService, config).start()
+    wait_for(lambda: queue_depth(amqp_uri, queue) == 0 and stored() == set(ids), timeout=15,
+             message="the redelivered messages handled")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(handled)).scalar() == len(ids)
