@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import eventlet
 import structlog
+from amqp.exceptions import ConnectionError as AmqpConnectionError
 from marshmallow import ValidationError
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ContainerBeingKilled
@@ -154,11 +155,12 @@ class BatchQueueConsumer(QueueConsumer):
         if tags is not None:
             tags.pop(message.delivery_tag, None)
         super().requeue_message(message)
-        if tags is not None:
-            self._ack_finished_run(message.channel)
+        self._ack_finished_run(message.channel)
 
     def _ack_finished_run(self, channel):
-        tags = self._unsettled[channel]
+        tags = self._unsettled.get(channel)
+        if tags is None:
+            return
         last = None
         while tags:
             tag, finished = next(iter(tags.items()))
@@ -169,7 +171,7 @@ class BatchQueueConsumer(QueueConsumer):
         if channel.connection is None:  # the broker has taken its deliveries back
             self._unsettled.pop(channel, None)
         elif last is not None:
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(AmqpConnectionError, OSError):  # the broker takes them back
                 channel.basic_ack(last, multiple=True)
 
 

@@ -240,7 +240,8 @@ def test_a_backlog_is_handled_in_batches_of_at_most_max_batch_and_a_bad_message_
     for thing_id in ids:  # queued before the service starts: it finds a backlog
         publisher.publish_json("source.events", "thing_happened", {"id": thing_id})
 
-    container_factory(BatchingService, config).start()
+    container = container_factory(BatchingService, config)
+    container.start()
     wait_for(lambda: queue_depth(amqp_uri, dead_letter_queue_name("batching")) == 1,
              timeout=15, message="the bad message parked")
     with engine.connect() as conn:
@@ -250,6 +251,9 @@ def test_a_backlog_is_handled_in_batches_of_at_most_max_batch_and_a_bad_message_
     assert stored == set(ids) - {"poison"}
     assert max(map(len, BATCHES)) == 5  # batched, and never beyond max_batch
     assert [m["body"]["id"] for m in list_dead_letters(amqp_uri, ["batching"])] == ["poison"]
+    container.stop()  # every message was settled: none comes back to the queue
+    assert queue_depth(amqp_uri, handler_queue_name("source", "thing_happened", "batching",
+                                                    "on_things")) == 0
 
 
 def test_batches_are_acked_as_a_run_never_past_a_message_still_at_work(
@@ -281,8 +285,10 @@ def test_batches_are_acked_as_a_run_never_past_a_message_still_at_work(
              message="the broker gave back every message from r-0 on")
 
     HELD.update(id=None)
-    container_factory(RunAckingService, config).start()
-    wait_for(lambda: queue_depth(amqp_uri, queue) == 0 and stored() == set(ids), timeout=15,
-             message="the redelivered messages handled")
+    restarted = container_factory(RunAckingService, config)
+    restarted.start()
+    wait_for(lambda: stored() == set(ids), timeout=15, message="the redelivered messages handled")
+    restarted.stop()  # anything it left unacked would be ready in the queue again
+    assert queue_depth(amqp_uri, queue) == 0
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(handled)).scalar() == len(ids)
