@@ -34,3 +34,9 @@ POPUPS_DELIVERED = Counter("crmhub_popups_delivered_total",
                            "Incoming-call popups pushed to connected browsers", ["service"])
 POPUP_STREAMS = Gauge("crmhub_popup_streams", "Browsers connected to the popup stream",
                       ["service"])
+GC_PAUSE_SECONDS = Histogram(
+    "crmhub_gc_pause_seconds", "Time a Python garbage collection stopped the whole process",
+    ["generation"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+GC_FROZEN_OBJECTS = Gauge("crmhub_gc_frozen_objects",
+                          "Objects of the process's start that collections no longer walk")

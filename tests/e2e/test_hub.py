@@ -1,6 +1,7 @@
 """The hub as users meet it: `crmhub run` in a subprocess on real RabbitMQ and PostgreSQL;
 website forms posted over HTTP become client cards read back through the REST API."""
 import json
+import re
 import subprocess
 import threading
 import uuid
@@ -180,7 +181,12 @@ def test_request_id_health_and_metrics(start_hub, pg_url):
     assert requests.get(f"{hub.base_url}/health", timeout=5).json()["status"] == "ok"
     metrics = requests.get(f"{hub.base_url}/metrics", timeout=5).text
     assert 'crmhub_webhooks_total{connector="forms",status="200"} 1.0' in metrics
-    assert "crmhub_outbox_published_total" in requests.get(f"{hub.ops_url}/metrics").text
+    ops_metrics = requests.get(f"{hub.ops_url}/metrics").text
+    assert "crmhub_outbox_published_total" in ops_metrics
+    # What the process started with is frozen out of collections, and their pauses are shown.
+    frozen = re.search(r"^crmhub_gc_frozen_objects (\S+)$", ops_metrics, re.M)
+    assert frozen and float(frozen.group(1)) > 10_000
+    assert re.search(r'^crmhub_gc_pause_seconds_count\{generation="0"\} [1-9]', ops_metrics, re.M)
 
 
 def test_connectors_are_listed_and_can_be_disabled(tmp_path):
