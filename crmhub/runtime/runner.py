@@ -1,7 +1,6 @@
 """Run services: all in one process (the default) or one per process/container."""
 from __future__ import annotations
 
-import gc
 import json
 import signal
 import time
@@ -14,9 +13,9 @@ import structlog
 from nameko.runners import ServiceRunner
 from werkzeug.wrappers import Request, Response
 
+from crmhub.runtime.collector import freeze_startup_objects
 from crmhub.runtime.db import Database
 from crmhub.runtime.messaging import reuse_json_decoder
-from crmhub.runtime.metrics import GC_FROZEN_OBJECTS, GC_PAUSE_SECONDS
 from crmhub.runtime.registry import all_service_classes
 from crmhub.runtime.rpc import unconfirmed_rpc_replies
 from crmhub.runtime.topology import QueueDepths, TopologyError, declare_topology
@@ -84,27 +83,6 @@ def ops_app(runner: ServiceRunner, queue_depths: QueueDepths | None = None):
         return Response('{"error": "not_found"}', status=404, content_type="application/json")
 
     return app
-
-
-def freeze_startup_objects() -> None:
-    """Move what exists once the services run (modules, schemas, routes, phone metadata,
-    config) out of the collector's sight: it lives as long as the process, yet every full
-    collection walked it, stopping a service for 80-350 ms a few times a minute under load (a
-    popup, an API answer waiting behind it); 5-20 ms once frozen. Pauses are measured from
-    then on (``crmhub_gc_pause_seconds``)."""
-    gc.collect()
-    gc.freeze()
-    GC_FROZEN_OBJECTS.set(gc.get_freeze_count())
-    started = {}
-
-    def measure(phase, info):
-        if phase == "start":
-            started["at"] = time.perf_counter()
-        elif "at" in started:
-            GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(
-                time.perf_counter() - started.pop("at"))
-
-    gc.callbacks.append(measure)
 
 
 def run_services(config: dict, service_classes) -> None:

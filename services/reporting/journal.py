@@ -14,6 +14,7 @@ import structlog
 
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance
+from crmhub.runtime.collector import collector_paused
 from crmhub.runtime.db import insert_new_rows, is_postgres, utcnow
 from crmhub.services.reporting import parallel, projections
 from crmhub.services.reporting.models import journal
@@ -110,7 +111,7 @@ def replay(db, modules, chunk: int, progress=None, shared_lock: bool = False) ->
     returns how many events were read."""
     handled = {t for m in modules for t in m.HANDLES}
     replayed, after = 0, None
-    with projections.replaying(modules) as flush:
+    with collector_paused(), projections.replaying(modules) as flush:
         while True:
             with db.transaction() as tx:
                 query = sa.select(journal.c.id, journal.c.event_type, journal.c.occurred_at,
