@@ -10,6 +10,7 @@ import eventlet.wsgi
 import prometheus_client
 import sqlalchemy as sa
 import structlog
+from nameko.containers import ServiceContainer
 from nameko.runners import ServiceRunner
 from werkzeug.wrappers import Request, Response
 
@@ -85,11 +86,24 @@ def ops_app(runner: ServiceRunner, queue_depths: QueueDepths | None = None):
     return app
 
 
+class HubContainer(ServiceContainer):
+    """nameko's container, whose workers' objects are freed as soon as each worker ends. The
+    service instance of a worker holds its dependencies, which hold the worker context, which
+    holds the instance: a cycle of some 35 objects per gateway request that only the garbage
+    collector freed (a second of collections per process and 20 s at 1,000 forms/s)."""
+
+    def _run_worker(self, worker_ctx, handle_result):
+        try:
+            super()._run_worker(worker_ctx, handle_result)
+        finally:
+            vars(worker_ctx.service).clear()
+
+
 def run_services(config: dict, service_classes) -> None:
     declare_with_retry(config)
     unconfirmed_rpc_replies()
     reuse_json_decoder()
-    runner = ServiceRunner(config)
+    runner = ServiceRunner({**config, "SERVICE_CONTAINER_CLS": f"{__name__}.HubContainer"})
     for cls in service_classes:
         runner.add_service(cls)
 

@@ -115,6 +115,9 @@ class JsonHttpHandler(HttpRequestHandler):
             response = self.response_from_exception(exc)
         response.headers[REQUEST_ID_HEADER] = request_id
         HTTP_REQUESTS.labels(self.method_name, request.method, str(response.status_code)).inc()
+        # werkzeug files the request in its own environ: a cycle (with the body stream and the
+        # headers) the garbage collector alone would free, for every request.
+        request.environ.pop("werkzeug.request", None)
         return response
 
     def response_from_result(self, result):
