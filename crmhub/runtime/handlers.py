@@ -162,12 +162,8 @@ class BatchQueueConsumer(QueueConsumer):
         if tags is None:
             return
         last = None
-        while tags:
-            tag, finished = next(iter(tags.items()))
-            if not finished:
-                break
-            tags.popitem(last=False)
-            last = tag
+        while tags and next(iter(tags.values())):  # the oldest delivery is finished
+            last, _ = tags.popitem(last=False)
         if channel.connection is None:  # the broker has taken its deliveries back
             self._unsettled.pop(channel, None)
         elif last is not None:

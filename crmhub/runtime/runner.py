@@ -90,7 +90,7 @@ class HubContainer(ServiceContainer):
     """nameko's container, whose workers' objects are freed as soon as each worker ends. The
     service instance of a worker holds its dependencies, which hold the worker context, which
     holds the instance: a cycle of some 35 objects per gateway request that only the garbage
-    collector freed (a second of collections per process and 20 s at 1,000 forms/s)."""
+    collector could free."""
 
     def _run_worker(self, worker_ctx, handle_result):
         try:

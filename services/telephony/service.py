@@ -58,10 +58,9 @@ class TelephonyService:
     # A batch per worker: one transaction folds the batch's signals in the order they came; the
     # cards of the batch's callers are asked for at once. Six batches run at a time: a batch
     # mostly waits (on the contacts and deals services, on PostgreSQL), and with two a ringing
-    # signal often queued behind both (40 calls ringing at once: popup p50 45 ms, 31 with six).
-    # Under a backlog a call's answer may so be folded before its ringing: the popup of a call
-    # answered meanwhile is rightly not shown. A worker and a transaction per signal held a
-    # whole mesh to about 120 signals/s on this machine.
+    # signal often queued behind both. Under a backlog a call's answer may so be folded before
+    # its ringing: the popup of a call answered meanwhile is rightly not shown. A worker and a
+    # transaction per signal held a whole mesh to about 120 signals/s on this machine.
     @batch_handler("gateway", ev.CALL_SIGNAL, max_batch=100, max_inflight=6)
     def on_call_signals(self, deliveries):
         schema = instance(schemas.CallSignalSchema)
