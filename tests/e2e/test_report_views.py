@@ -7,10 +7,12 @@ import csv
 import io
 
 import pytest
+import sqlalchemy as sa
 from nameko.standalone.events import event_dispatcher
 from reporting_scripts import calls_history, campaigns_history, churn_history, sources_history
 
 from crmhub.contracts import events as ev
+from crmhub.runtime.db import sqlalchemy_url
 from support import fresh_schema, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres]
@@ -25,9 +27,21 @@ def hub(start_hub, pg_url):
 
 
 def publish(hub, history) -> None:
+    """Publish ``history`` and wait until reporting has journaled every distinct event: the
+    reports are read once all of it is in, never from a part that happens to look whole."""
     dispatch = event_dispatcher({"AMQP_URI": hub.config["AMQP_URI"]})
     for event_type, payload in history:
         dispatch(ev.spec(event_type).owner, event_type, payload)
+    expected = len({(event_type, payload["event_id"]) for event_type, payload in history})
+    engine = sa.create_engine(sqlalchemy_url(hub.config["DATABASE_URL"]))
+    try:
+        def journaled():
+            with engine.connect() as conn:
+                count = conn.execute(sa.text("SELECT count(*) FROM reporting.journal")).scalar()
+            return count >= expected or None
+        wait_for(journaled, timeout=30, interval=0.2, message=f"{expected} events journaled")
+    finally:
+        engine.dispose()
 
 
 def report(hub, name, **params) -> dict:
