@@ -99,8 +99,8 @@ def main():
                         help="reporting: deals in the generated journal")
     parser.add_argument("--report-changes", type=int, default=5_000_000,
                         help="reporting: stage changes in the generated journal")
-    parser.add_argument("--report-rate", type=int, default=2500,
-                        help="reporting: deal events/s published in the live phase")
+    parser.add_argument("--report-rate", type=int, default=2000,
+                        help="reporting: deal events/s published in the live phase (the target)")
     parser.add_argument("--report-view-events", type=int, default=100_000,
                         help="report_views: events per type fed to the sources, calls, "
                              "campaigns and churn projections")

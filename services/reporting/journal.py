@@ -15,9 +15,10 @@ import structlog
 from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance
 from crmhub.runtime.collector import collector_paused
-from crmhub.runtime.db import insert_new_rows, is_postgres, utcnow
+from crmhub.runtime.db import is_postgres, utcnow
 from crmhub.services.reporting import parallel, projections
 from crmhub.services.reporting.models import journal
+from crmhub.services.reporting.projections import bulk
 from crmhub.services.reporting.replay import load_journaled
 
 log = structlog.get_logger(__name__)
@@ -55,13 +56,12 @@ def ingest(tx, event_type: str, payloads: list[dict]) -> int:
         loaded.setdefault(event_key(event_type, payload), (payload, load_event(event_type, payload)))
     if not loaded:
         return 0
-    lock_projections(tx)
     now = utcnow()
     rows = [{"event_key": key, "event_type": event_type, "occurred_at": event["occurred_at"],
              "payload": payload, "received_at": now}
             for key, (payload, event) in sorted(loaded.items())]
-    fresh = {r.event_key for r in insert_new_rows(tx.conn, journal, rows, ["event_key"],
-                                                  journal.c.event_key)}
+    fresh = set(bulk.insert_new(tx.conn, journal, rows, ["event_key"], "event_key"))
+    lock_projections(tx)
     projections.apply_events(tx, event_type, [e for k, (_, e) in loaded.items() if k in fresh])
     return len(fresh)
 

@@ -74,3 +74,42 @@ def test_a_rebuild_sized_write_adds_up(reporting):
     with reporting.db.connect() as conn:
         count, total = conn.execute(sa.select(sa.func.count(), sa.func.sum(funnel.daily.c.reached))).one()
     assert (count, total) == (len(rows), 2 * len(rows))
+
+
+def test_journal_rows_are_inserted_once_and_read_back_as_sent(reporting):
+    from crmhub.services.reporting.models import journal
+
+    payload = {"event_id": "e1", "deal": {"title": "Сделка \"A\"\tB", "amount": "10.50",
+                                          "products": [{"sku": "x", "qty": 2}], "manager": None}}
+
+    def row(key, body):
+        return {"event_key": key, "event_type": "deal_created", "occurred_at": SEEN,
+                "payload": body, "received_at": SEEN}
+
+    with reporting.db.transaction() as tx:
+        first = bulk.insert_new(tx.conn, journal, [row("deal_created:e1", payload),
+                                                   row("deal_created:e2", {"n": 1})],
+                                ["event_key"], "event_key")
+    with reporting.db.transaction() as tx:
+        again = bulk.insert_new(tx.conn, journal, [row("deal_created:e2", {"n": 2}),
+                                                   row("deal_created:e3", {"n": 3})],
+                                ["event_key"], "event_key")
+    with reporting.db.connect() as conn:
+        stored = {r.event_key: r for r in conn.execute(sa.select(journal))}
+    assert sorted(first) == ["deal_created:e1", "deal_created:e2"]
+    assert again == ["deal_created:e3"]  # e2 was journaled already: not inserted, not returned
+    assert stored["deal_created:e1"].payload == payload
+    assert stored["deal_created:e2"].payload == {"n": 1}
+    assert stored["deal_created:e1"].occurred_at.replace(tzinfo=None) == SEEN.replace(tzinfo=None)
+
+
+def test_dicts_keyed_by_numbers_are_written_with_text_keys(reporting):
+    record = {"deal_id": "d2", "pipeline_id": "sales", "manager": "anna", "source": "",
+              "contact_id": None, "created_at": SEEN, "created_day": DAY, "status": "open",
+              "amount_cents": 1050, "closed_at": None, "version": 1, "visits": [],
+              "stages": {3: [3, "open"]}, "counted": None}
+    with reporting.db.transaction() as tx:
+        bulk.upsert(tx.conn, funnel.deals, [record], ["deal_id"],
+                    replace=[c for c in record if c != "deal_id"])
+    with reporting.db.connect() as conn:
+        assert conn.execute(sa.select(funnel.deals.c.stages)).scalar() == {"3": [3, "open"]}

@@ -7,12 +7,15 @@ rows by ``json_populate_recordset`` in one statement: for 200,000 counter rows t
 of the time of psycopg2's ``execute_values`` (pages of VALUES, each parsed as SQL), and unlike
 COPY it works on the services' green (asynchronous) connections. SQLite's own executemany is
 fast already. Rows must not repeat a key within one call.
+
+The document is written by orjson: the standard library's encoder took a sixth of the
+reporting service's CPU at live ingestion.
 """
 from __future__ import annotations
 
 import functools
-import json
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
@@ -30,14 +33,7 @@ def upsert(conn, table: sa.Table, rows: list[dict], key: list[str],
     if is_postgres(conn):
         sql = _postgres_sql(table, tuple(columns), tuple(key), tuple(add), tuple(replace),
                             tuple(newer))
-        # Dates, times and decimals as their text, which PostgreSQL reads back as they were;
-        # JSON columns as nested JSON.
-        document = json.dumps(rows, default=str, ensure_ascii=False)
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            cursor.execute(sql, (document,))
-        finally:
-            cursor.close()
+        _execute_document(conn, sql, rows)
         return
     stmt = sqlite.insert(table)
     set_ = {**{c: table.c[c] + stmt.excluded[c] for c in add},
@@ -45,6 +41,34 @@ def upsert(conn, table: sa.Table, rows: list[dict], key: list[str],
     where = (sa.tuple_(*(stmt.excluded[c] for c in newer)) > sa.tuple_(*(table.c[c] for c in newer))
              if newer else None)
     conn.execute(stmt.on_conflict_do_update(index_elements=key, set_=set_, where=where), rows)
+
+
+def insert_new(conn, table: sa.Table, rows: list[dict], key: list[str], returning: str) -> list:
+    """INSERT ``rows``, skipping those whose ``key`` is stored already; the ``returning``
+    column of the rows inserted."""
+    if not rows:
+        return []
+    if not is_postgres(conn):
+        stmt = (sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
+                .returning(table.c[returning]))
+        return list(conn.execute(stmt, rows).scalars())
+    listed = ", ".join(_quoted(rows[0]))
+    sql = (f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM '
+           f'json_populate_recordset(NULL::"{table.name}", %s) '
+           f'ON CONFLICT ({", ".join(_quoted(key))}) DO NOTHING RETURNING "{returning}"')
+    return [row[0] for row in _execute_document(conn, sql, rows, fetch=True)]
+
+
+def _execute_document(conn, sql: str, rows: list[dict], fetch: bool = False):
+    """Run ``sql`` with ``rows`` as its one JSON parameter. Dates, times and decimals travel
+    as their text, which PostgreSQL reads back as they were; JSON columns as nested JSON."""
+    document = orjson.dumps(rows, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql, (document,))
+        return cursor.fetchall() if fetch else None
+    finally:
+        cursor.close()
 
 
 @functools.cache

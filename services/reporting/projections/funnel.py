@@ -283,8 +283,9 @@ def _write_rollup(conn, rolled: dict) -> None:
     for grain, (counts_table, times_table) in GRAINS.items():
         key[2] = grain
         counts, times = [], []
-        for (manager, source, when, pipeline, stage_id, bucket), values in sorted(
-                rolled[grain].items(), key=lambda item: (item[0][:5], item[0][5] or -1)):
+        # In no particular order: every writer of the counters holds the projections' lock,
+        # so rows locked in different orders cannot deadlock.
+        for (manager, source, when, pipeline, stage_id, bucket), values in rolled[grain].items():
             if not any(values):
                 continue
             row = {"manager": manager, "source": source, grain: as_date(when),
