@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 import uuid
 from contextlib import contextmanager
 
+import orjson
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.dialects import postgresql, sqlite
@@ -123,9 +125,23 @@ def make_engine(config: dict, service: str) -> sa.Engine:
         max_overflow=int(config.get("DB_MAX_OVERFLOW", 10)),
         connect_args={"options": f"-csearch_path={service},public",
                       "application_name": f"crmhub-{service}"},
+        json_deserializer=read_json,
     )
     _ping_when_idle(engine, float(config.get("DB_PING_AFTER_IDLE_S", 5)))
     return engine
+
+
+# A run of 19 digits may be an integer beyond 64 bits, which orjson reads as a float.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def read_json(text: str):
+    """JSON columns as PostgreSQL returns them, parsed by orjson (a rebuild reading the
+    reporting journal spent a sixth of its time in the standard parser), or by the standard
+    parser where a long number could lose digits."""
+    if _LONG_NUMBER.search(text):
+        return json.loads(text)
+    return orjson.loads(text)
 
 
 def _ping_when_idle(engine: sa.Engine, idle_seconds: float) -> None:

@@ -64,3 +64,23 @@ def test_processes_migrating_at_once_take_turns(pg_url, tmp_path):
                 assert versions == 1, service
     finally:
         engine.dispose()
+
+
+def test_json_columns_read_back_what_only_the_standard_parser_reads(pg_url):
+    """JSON columns are parsed by orjson, which refuses integers beyond 64 bits: those still
+    come back as they were stored."""
+    engine = make_engine({"DATABASE_URL": pg_url}, "contacts")
+    table = sa.Table("json_values", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("doc", sa.JSON), sa.Column("docb", sa.dialects.postgresql.JSONB))
+    values = {1: {"name": "Анна", "n": [1, 2.5, None, True]}, 2: {"vendor_id": 2 ** 70}}
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS contacts"))
+            table.create(conn)
+            conn.execute(table.insert(), [{"id": k, "doc": v, "docb": v} for k, v in values.items()])
+        with engine.connect() as conn:
+            stored = {r.id: (r.doc, r.docb) for r in conn.execute(sa.select(table))}
+        assert stored[1] == (values[1], values[1])
+        assert stored[2] == (values[2], values[2]) and isinstance(stored[2][0]["vendor_id"], int)
+    finally:
+        engine.dispose()
