@@ -61,6 +61,8 @@ def ingest(tx, event_type: str, payloads: list[dict]) -> int:
              "payload": payload, "received_at": now}
             for key, (payload, event) in sorted(loaded.items())]
     fresh = set(bulk.insert_new(tx.conn, journal, rows, ["event_key"], "event_key"))
+    # Locked only now: the journal's unique key already keeps two batches from journaling
+    # one event twice, and batches of other types journal theirs while this one applies.
     lock_projections(tx)
     projections.apply_events(tx, event_type, [e for k, (_, e) in loaded.items() if k in fresh])
     return len(fresh)
