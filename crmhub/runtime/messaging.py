@@ -14,6 +14,7 @@ import itertools
 import json
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
@@ -202,16 +203,32 @@ class ConfirmingPublisher:
         channel.events["basic_return"] = [on_return]
         counter = getattr(channel, "_crmhub_tags", None) or itertools.count(1)
         channel._crmhub_tags = counter
-        for msg in batch:
-            tag = next(counter)
-            pending[tag] = msg
-            channel.basic_publish(
-                amqp.Message(msg.body, content_type="application/json", content_encoding="utf-8",
-                             delivery_mode=2, message_id=msg.message_id,
-                             application_headers=msg.headers),
-                exchange=msg.exchange, routing_key=msg.routing_key, mandatory=msg.mandatory)
+        with _one_write(conn.transport):
+            for msg in batch:
+                tag = next(counter)
+                pending[tag] = msg
+                channel.basic_publish(
+                    amqp.Message(msg.body, content_type="application/json",
+                                 content_encoding="utf-8", delivery_mode=2,
+                                 message_id=msg.message_id, application_headers=msg.headers),
+                    exchange=msg.exchange, routing_key=msg.routing_key, mandatory=msg.mandatory)
         while pending:
             conn.drain_events(timeout=10)
+
+
+@contextmanager
+def _one_write(transport):
+    """The frames written inside go to the socket together when it ends: one system call for
+    a batch of publishes rather than one per message (a publish's send was a thirteenth of a
+    gateway's CPU at 1,000 forms/s). py-amqp hands over a buffer it reuses: copied here."""
+    frames: list[bytes] = []
+    send, transport._write = transport._write, lambda data: frames.append(bytes(data))
+    try:
+        yield
+    finally:
+        transport._write = send
+    if frames:
+        send(b"".join(frames))
 
 
 _publishers: dict[str, ConfirmingPublisher] = {}
