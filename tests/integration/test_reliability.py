@@ -19,7 +19,7 @@ from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.runtime.db import Database, make_engine, reliability_tables
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
 from crmhub.runtime.handlers import batch_handler, reliable_handler
-from crmhub.runtime.messaging import connection_params, get_publisher
+from crmhub.runtime.messaging import OutgoingMessage, connection_params, get_publisher
 from crmhub.runtime.migrate import upgrade
 from crmhub.runtime.topology import dead_letter_queue_name, declare_topology, handler_queue_name
 from crmhub.services.contacts import logic
@@ -48,6 +48,17 @@ class FlakyService:
         with self.db.transaction() as tx:
             if tx.claim(f"thing:{payload['id']}"):
                 tx.execute(handled.insert().values(id=payload["id"]))
+
+
+def observed(amqp_uri, exchange, queue, routing_key):
+    """A connection and channel with ``queue`` bound to ``exchange``: what is published there."""
+    conn = amqp.Connection(**connection_params(amqp_uri))
+    conn.connect()
+    channel = conn.channel()
+    channel.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
+    channel.queue_declare(queue, durable=False, auto_delete=False)
+    channel.queue_bind(queue, exchange, routing_key)
+    return conn, channel
 
 
 def base_config(amqp_uri, tmp_path, **extra):
@@ -207,12 +218,7 @@ def test_state_change_events_reach_the_broker_with_the_request_id(
     config = base_config(amqp_uri, tmp_path)
     upgrade(config, "contacts")
     declare_topology(config, [ContactsService])
-    conn = amqp.Connection(**connection_params(amqp_uri))
-    conn.connect()
-    channel = conn.channel()
-    channel.exchange_declare("contacts.events", "topic", durable=True, auto_delete=False)
-    channel.queue_declare("observer", durable=False, auto_delete=False)
-    channel.queue_bind("observer", "contacts.events", "contact_created")
+    conn, channel = observed(amqp_uri, "contacts.events", "observer", "contact_created")
 
     container = container_factory(ContactsService, config)
     container.start()
@@ -297,14 +303,7 @@ def test_batches_are_acked_as_a_run_never_past_a_message_still_at_work(
 def test_a_batch_of_publishes_arrives_whole_and_in_order(amqp_uri):
     """Many messages handed over at once go to the broker as one batch (its frames in one
     write); each arrives intact, in order, with its headers, bodies larger than a frame too."""
-    from crmhub.runtime.messaging import OutgoingMessage
-
-    conn = amqp.Connection(**connection_params(amqp_uri))
-    conn.connect()
-    channel = conn.channel()
-    channel.exchange_declare("batch.events", "topic", durable=True, auto_delete=False)
-    channel.queue_declare("batch-probe", durable=True, auto_delete=False)
-    channel.queue_bind("batch-probe", "batch.events", "#")
+    conn, channel = observed(amqp_uri, "batch.events", "batch-probe", "#")
     sizes = [10, 5_000, 300_000, 1, 131_072, 64]  # 300,000 bytes take three body frames
     messages = [OutgoingMessage("batch.events", f"thing.{i}",
                                 json.dumps({"n": i, "fill": "x" * sizes[i % len(sizes)]}).encode(),
