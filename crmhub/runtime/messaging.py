@@ -219,8 +219,9 @@ class ConfirmingPublisher:
 @contextmanager
 def _one_write(transport):
     """The frames written inside go to the socket together when it ends: one system call for
-    a batch of publishes rather than one per message (a publish's send was a thirteenth of a
-    gateway's CPU at 1,000 forms/s). py-amqp hands over a buffer it reuses: copied here."""
+    a batch of publishes rather than one per message (by py-spy, a gateway taking ~880 forms/s
+    spent 7.6 % of its samples in per-publish sends). py-amqp has no public hook for this: its
+    transport's ``_write`` is swapped, and the buffer py-amqp reuses is copied."""
     frames: list[bytes] = []
     send, transport._write = transport._write, lambda data: frames.append(bytes(data))
     try:

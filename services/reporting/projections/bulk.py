@@ -19,7 +19,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from crmhub.runtime.db import is_postgres
+from crmhub.runtime.db import insert_new_rows, is_postgres
 
 
 def upsert(conn, table: sa.Table, rows: list[dict], key: list[str],
@@ -49,9 +49,7 @@ def insert_new(conn, table: sa.Table, rows: list[dict], key: list[str], returnin
     if not rows:
         return []
     if not is_postgres(conn):
-        stmt = (sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
-                .returning(table.c[returning]))
-        return list(conn.execute(stmt, rows).scalars())
+        return [row[0] for row in insert_new_rows(conn, table, rows, key, table.c[returning])]
     listed = ", ".join(_quoted(rows[0]))
     sql = (f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM '
            f'json_populate_recordset(NULL::"{table.name}", %s) '
