@@ -38,6 +38,7 @@ from bench import (
 )
 from bench.common import RESULTS
 
+TELEPHONY_LAYOUT = "gateway,telephony,contacts+deals,messenger+catalog+email+reporting"
 SUITES = {"ingest": ingest, "lookup": lookup, "deals": deals, "telephony": telephony,
           "catalog": catalog, "campaigns": campaigns, "messenger": messenger, "email": email,
           "reporting": reporting, "report_views": report_views, "deploy": deploy}
@@ -72,9 +73,10 @@ def main():
     parser.add_argument("--clicks", type=int, default=600,
                         help="telephony: click-to-call requests (half sequential)")
     parser.add_argument("--click-concurrency", type=int, default=8)
-    parser.add_argument("--telephony-layout", default="all",
-                        help="telephony: hub processes, 'all' in one or e.g. "
-                             "gateway,telephony,contacts+deals")
+    parser.add_argument("--telephony-layout", default=TELEPHONY_LAYOUT,
+                        help="telephony: hub processes, 'all' in one or services joined by + "
+                             f"per process (default {TELEPHONY_LAYOUT}: the popup's path "
+                             "apart from reporting and campaigns, see docs/telephony.md)")
     parser.add_argument("--offers", type=int, default=1_000_000,
                         help="catalog: offers of the generated 1C exchange")
     parser.add_argument("--import-workers", type=int, default=None,
