@@ -105,6 +105,22 @@ def caller_need(signal: dict, row) -> str | None:
     return "link"
 
 
+def popups_first(batch: list, rows: dict) -> list[list]:
+    """``batch`` (pairs of signal and request id) in up to two parts: the signals that ring an
+    extension with a popup (``caller_need``) of calls with no earlier signal in the batch,
+    then the others in arrival order. ``rows``: the calls' rows before the batch."""
+    seen, popups, rest = set(), [], []
+    for item in batch:
+        signal = item[0]
+        call = (signal["provider"], signal["call_key"])
+        if call not in seen and caller_need(signal, rows.get(call)) == "popup":
+            popups.append(item)
+        else:
+            rest.append(item)
+        seen.add(call)
+    return [part for part in (popups, rest) if part]
+
+
 def search_calls(conn, contact_id=None, manager=None, status=None, outcome=None, limit=50,
                  offset=0) -> dict:
     where = [column == value for column, value in (

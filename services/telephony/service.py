@@ -55,12 +55,12 @@ class TelephonyService:
         return self.config.get("TELEPHONY") or {}
 
     # -- signals from the PBX connectors ---------------------------------------------------------
-    # A batch per worker: one transaction folds the batch's signals in the order they came; the
-    # cards of the batch's callers are asked for at once. Six batches run at a time: a batch
-    # mostly waits (on the contacts and deals services, on PostgreSQL), and with two a ringing
-    # signal often queued behind both. Under a backlog a call's answer may so be folded before
-    # its ringing: the popup of a call answered meanwhile is rightly not shown. A worker and a
-    # transaction per signal held a whole mesh to about 120 signals/s on this machine.
+    # A batch per worker; the cards of the batch's callers are asked for at once. Six batches
+    # run at a time: a batch mostly waits (on the contacts and deals services, on PostgreSQL),
+    # and with two a ringing signal often queued behind both. Under a backlog a call's answer
+    # may so be folded before its ringing: the popup of a call answered meanwhile is rightly
+    # not shown. A worker and a transaction per signal held a whole mesh to about 120
+    # signals/s on this machine.
     @batch_handler("gateway", ev.CALL_SIGNAL, max_batch=100, max_inflight=6)
     def on_call_signals(self, deliveries):
         schema = instance(schemas.CallSignalSchema)
@@ -73,20 +73,29 @@ class TelephonyService:
             rows = logic.find_calls(conn, [(s["provider"], s["call_key"]) for s, _ in batch])
             ext_managers = logic.managers_of(
                 conn, {s.get("extension") for s, _ in batch} | {r.extension for r in rows.values()})
-        callers = self._callers([(s, rows.get((s["provider"], s["call_key"]))) for s, _ in batch])
-        with self.db.transaction() as tx:
-            fresh = tx.claim_many([logic.signal_key(s) for s, _ in batch])
-            items = []
-            for (signal, request_id), caller in zip(batch, callers):
-                if logic.signal_key(signal) in fresh:
-                    fresh.discard(logic.signal_key(signal))  # twice in one batch: once
-                    items.append(folding.Item(signal, caller, request_id))
-            folding.fold_signals(tx, items, region=region(self.config), ext_managers=ext_managers)
+        # A ringing extension waits for no answer, hang-up or card link of other calls: the
+        # batch's popups are folded and committed first, then the rest in arrival order, each
+        # part in one transaction. A number is looked up once for both (the first lookup may
+        # create the card: asked again, a new caller would show as known).
+        looked_up: dict[str, dict] = {}
+        for part in logic.popups_first(batch, rows):
+            callers = self._callers([(s, rows.get((s["provider"], s["call_key"])))
+                                     for s, _ in part], looked_up)
+            with self.db.transaction() as tx:
+                fresh = tx.claim_many([logic.signal_key(s) for s, _ in part])
+                items = []
+                for (signal, request_id), caller in zip(part, callers):
+                    if logic.signal_key(signal) in fresh:
+                        fresh.discard(logic.signal_key(signal))  # twice in one batch: once
+                        items.append(folding.Item(signal, caller, request_id))
+                folding.fold_signals(tx, items, region=region(self.config),
+                                     ext_managers=ext_managers)
 
-    def _callers(self, pairs) -> list[dict | None]:
+    def _callers(self, pairs, looked_up: dict) -> list[dict | None]:
         """For each (signal, its call's row before the batch): the client's card summary when
         the fold needs it (see ``logic.caller_need``), one contacts call per number and one
-        deals call per card, all in flight at once."""
+        deals call per card, all in flight at once. ``looked_up`` holds the numbers' cards
+        found earlier in the batch (and takes the new ones): they are not asked again."""
         needs = [logic.caller_need(signal, row) for signal, row in pairs]
         numbers = [signal.get("client_number") or (row.client_number_raw if row else None)
                    for signal, row in pairs]
@@ -94,17 +103,18 @@ class TelephonyService:
         create = self._settings.get("create_cards", True) is not False
         asked: dict[str, object] = {}
         for (signal, row), number, need in zip(pairs, numbers, needs):
-            if need and number not in asked:
+            if need and number not in asked and number not in looked_up:
                 asked[number] = self.contacts.identify_caller.call_async({
                     "number": number, "create": create, "provider": signal["provider"],
                     "line": signal.get("line"), "call_id": row.id if row else None,
                     "summary": number in ringing})
-        cards = {number: instance(schemas.CallerSchema).load(reply.result())
-                 for number, reply in asked.items()}
-        deals = self._open_deals({cards[number]["contact_id"] for number in ringing} - {None})
+        # The popups' part comes first, so a number looked up before was looked up whole.
+        looked_up.update({number: instance(schemas.CallerSchema).load(reply.result())
+                          for number, reply in asked.items()})
+        deals = self._open_deals({looked_up[number]["contact_id"] for number in ringing} - {None})
         callers = []
         for (signal, row), number, need in zip(pairs, numbers, needs):
-            caller = dict(cards[number]) if need else None
+            caller = dict(looked_up[number]) if need else None
             if need == "popup":
                 caller["open_deals"] = deals.get(caller["contact_id"], [])
             if caller is not None and row is not None and row.caller_known is not None:

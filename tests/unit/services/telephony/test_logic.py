@@ -4,15 +4,20 @@ click-to-call records and their adoption by the PBX's first event."""
 import datetime as dt
 import json
 
+from types import SimpleNamespace
+
 import pytest
 import sqlalchemy as sa
+from nameko.testing.services import worker_factory
 
 from crmhub.contracts.base import instance
 from crmhub.contracts.calls import CallSignalSchema
 from crmhub.plugins.calls import call_signal
 from crmhub.runtime.db import ServiceDatabase, make_engine, utcnow
+from crmhub.runtime.handlers import Delivery
 from crmhub.services.telephony import folding, logic
 from crmhub.services.telephony.models import calls, metadata, outbox
+from crmhub.services.telephony.service import TelephonyService
 
 T0 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)
 CLIENT = "79161234567"
@@ -226,6 +231,53 @@ def test_a_batch_folds_its_calls_in_the_order_their_signals_came(db):
                        for r in conn.execute(sa.select(outbox).order_by(outbox.c.id))]
     assert (rows["A"].status, rows["A"].duration_s, rows["B"].outcome) == ("finished", 36, "missed")
     assert request_ids[0] == "req-a"
+
+
+class Cards:
+    """The contacts service as telephony calls it: the first lookup of a number creates its
+    card (known: false), a later one finds it."""
+
+    def __init__(self):
+        self.asked: list[dict] = []
+        self.identify_caller = self  # self.contacts.identify_caller.call_async(...)
+
+    def call_async(self, request):
+        known = any(r["number"] == request["number"] for r in self.asked)
+        self.asked.append(request)
+        card = {"contact_id": "c1", "known": known, "name": None, "company": None,
+                "manager": None, "number": request["number"]}
+        return SimpleNamespace(result=lambda: card)
+
+
+class NoDeals:
+    search_deals = SimpleNamespace(call_async=lambda query: SimpleNamespace(
+        result=lambda: {"items": []}))
+
+
+def run_batch(db, cards, signals):
+    worker = worker_factory(TelephonyService, db=db, contacts=cards, deals=NoDeals(),
+                            config={"TELEPHONY": {}})
+    worker.on_call_signals([Delivery(instance(CallSignalSchema).dump(s), None) for s in signals])
+
+
+def test_a_batch_pops_up_its_ringing_extensions_before_folding_its_other_signals(db):
+    run_batch(db, Cards(), [signal("ringing", 0, call_key="A", extension="101")])
+    run_batch(db, Cards(), [signal("answered", 3, call_key="A", extension="101"),
+                            signal("finished", 4, call_key="B", outcome="missed"),
+                            signal("ringing", 5, call_key="C", extension="102")])
+    assert [(e, p["call"]["call_key"]) for e, p in published(db)] == [
+        ("call_ringing", "A"), ("call_ringing", "C"), ("call_answered", "A"),
+        ("call_missed", "B")]
+
+
+def test_a_new_caller_ringing_two_extensions_in_one_batch_is_looked_up_once(db):
+    cards = Cards()
+    run_batch(db, cards, [signal("ringing", 0, extension="101", leg_id="L1"),
+                          signal("ringing", 1, extension="102", leg_id="L2")])
+    popups = [p for e, p in published(db) if e == "call_ringing"]
+    assert [(p["call"]["extension"], p["caller"]["known"]) for p in popups] == [
+        ("101", False), ("102", False)]
+    assert len(cards.asked) == 1
 
 
 def test_a_caller_new_at_the_calls_first_lookup_stays_unknown_in_its_popups(db):
