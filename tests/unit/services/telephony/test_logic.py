@@ -3,7 +3,6 @@ call key, duplicated and out-of-order vendor events, the events each transition 
 click-to-call records and their adoption by the PBX's first event."""
 import datetime as dt
 import json
-
 from types import SimpleNamespace
 
 import pytest
