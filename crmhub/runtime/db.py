@@ -266,7 +266,12 @@ class ServiceDatabase:
 
     @contextmanager
     def connect(self):
+        """A connection for reading. On PostgreSQL it runs outside a transaction: each
+        statement sees what was committed when it started, as inside one at READ COMMITTED,
+        without a BEGIN and a ROLLBACK round trip around every read."""
         with self.engine.connect() as conn:
+            if is_postgres(conn):
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
 

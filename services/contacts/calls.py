@@ -10,12 +10,11 @@ from crmhub.contracts.phones import normalize
 from crmhub.services.contacts.logic import (
     add_timeline_entry,
     find_ids_by_phones,
-    load_contacts,
     load_timeline,
     resolve_id,
     upsert_by_identity,
 )
-from crmhub.services.contacts.models import timeline
+from crmhub.services.contacts.models import contact_phones, contacts, timeline
 
 LAST_INTERACTIONS = 5
 DIRECTION_WORDS = {"inbound": "Incoming call", "outbound": "Outgoing call",
@@ -24,41 +23,59 @@ OUTCOME_WORDS = {"missed": "missed", "busy": "busy", "failed": "failed",
                  "voicemail": "voicemail left"}
 
 
-def identify_caller(tx, request: dict, region: str) -> dict:
+# The popup's card: its summary columns, found by a phone it holds (a merge moves phones to the
+# live card, so there is no merge chain to follow) or by id.
+_CARD = sa.select(contacts.c.id, contacts.c.name, contacts.c.company, contacts.c.manager)
+_CARD_BY_PHONE = (_CARD.join_from(contact_phones, contacts,
+                                  contacts.c.id == contact_phones.c.contact_id)
+                  .where(contact_phones.c.e164 == sa.bindparam("e164")))
+_CARD_BY_ID = _CARD.where(contacts.c.id == sa.bindparam("id"))
+
+
+def known_caller(conn, request: dict, region: str) -> dict | None:
     """The card of a calling number as the popup shows it (:class:`CallerSchema`, without
-    open deals); with ``create``, an unknown valid number gets a new card whose source is the
-    call (channel "call", the connector, and the line as its form: lead rules tell lines
-    apart). A number that is no phone number (an extension, a SIP URI) gets no card."""
+    open deals), read without writing: None when the number is a phone number with no card
+    yet (see ``identify_caller``). A number that is no phone number (an extension, a SIP URI)
+    gets no card."""
     phone = normalize(request["number"], region)
-    caller = {"contact_id": None, "known": False, "name": None, "company": None,
-              "manager": None, "number": phone.e164 or request["number"], "open_deals": [],
-              "last_interactions": []}
     if phone.e164 is None:
+        return _caller(request, phone)
+    card = conn.execute(_CARD_BY_PHONE, {"e164": phone.e164}).first()
+    return None if card is None else _caller(request, phone, conn, card, known=True)
+
+
+def identify_caller(tx, request: dict, region: str) -> dict:
+    """``known_caller``, and with ``create`` an unknown valid number gets a new card whose
+    source is the call (channel "call", the connector, and the line as its form: lead rules
+    tell lines apart)."""
+    caller = known_caller(tx.conn, request, region)
+    if caller is not None:
         return caller
-    ids = find_ids_by_phones(tx.conn, [phone.e164])
-    if ids:
-        # A phone belongs to a live card (a merge moves it): no merge chain to follow.
-        contact_id, known = ids[0], True
-    elif request.get("create"):
-        line = request.get("line")
-        source = {"channel": "call", "connector": request.get("provider"),
-                  "form": (normalize(line, region).e164 or line) if line else None,
-                  "tracking": {}}
-        cause = f"call:{request.get('call_id') or phone.e164}"
-        contact_id, created = upsert_by_identity(tx, None, None, [request["number"]], [],
-                                                 source, region, cause)
-        known = not created
-    else:
-        return caller
-    caller.update(contact_id=contact_id, known=known)
-    if not request.get("summary", True):
-        return caller
-    [contact] = load_contacts(tx.conn, [contact_id])
-    caller.update(contact_id=contact["id"], known=known, name=contact["name"],
-                  company=contact["company"], manager=contact["manager"],
-                  last_interactions=[
-                      {"kind": e["kind"], "title": e["title"], "occurred_at": e["occurred_at"]}
-                      for e in load_timeline(tx.conn, contact["id"], LAST_INTERACTIONS)])
+    phone = normalize(request["number"], region)
+    if not request.get("create"):
+        return _caller(request, phone)
+    line = request.get("line")
+    source = {"channel": "call", "connector": request.get("provider"),
+              "form": (normalize(line, region).e164 or line) if line else None,
+              "tracking": {}}
+    cause = f"call:{request.get('call_id') or phone.e164}"
+    contact_id, created = upsert_by_identity(tx, None, None, [request["number"]], [],
+                                             source, region, cause)
+    card = tx.execute(_CARD_BY_ID, {"id": contact_id}).first()
+    return _caller(request, phone, tx.conn, card, known=not created)
+
+
+def _caller(request: dict, phone, conn=None, card=None, known=False) -> dict:
+    """The popup's caller: no card, or ``card`` with (when the request asks for the summary)
+    its name, company, manager and last interactions."""
+    caller = {"contact_id": card.id if card else None, "known": known, "name": None,
+              "company": None, "manager": None, "number": phone.e164 or request["number"],
+              "open_deals": [], "last_interactions": []}
+    if card is not None and request.get("summary", True):
+        caller.update(name=card.name, company=card.company, manager=card.manager,
+                      last_interactions=[
+                          {"kind": e["kind"], "title": e["title"], "occurred_at": e["occurred_at"]}
+                          for e in load_timeline(conn, card.id, LAST_INTERACTIONS)])
     return caller
 
 

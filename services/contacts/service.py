@@ -75,8 +75,13 @@ class ContactsService:
     @rpc(expected_exceptions=EXPECTED)
     def identify_caller(self, request):
         request = load_input(IdentifyCallerSchema, request)
-        with self.db.transaction() as tx:
-            return instance(CallerSchema).dump(calls.identify_caller(tx, request, region(self.config)))
+        # Most callers have a card: read without a transaction (the popup waits on this).
+        with self.db.connect() as conn:
+            caller = calls.known_caller(conn, request, region(self.config))
+        if caller is None:
+            with self.db.transaction() as tx:
+                caller = calls.identify_caller(tx, request, region(self.config))
+        return instance(CallerSchema).dump(caller)
 
     @rpc(expected_exceptions=EXPECTED)
     def segment(self, filter, after_id=None, limit=1000):  # noqa: A002 - the contract's name

@@ -5,7 +5,8 @@ import subprocess
 import pytest
 import sqlalchemy as sa
 
-from crmhub.runtime.db import make_engine, sqlalchemy_url
+from crmhub.runtime.db import ServiceDatabase, make_engine, sqlalchemy_url
+from crmhub.services.contacts.models import metadata
 from support import PG_ADMIN_URL
 
 pytestmark = pytest.mark.postgres
@@ -84,3 +85,24 @@ def test_json_columns_read_back_what_only_the_standard_parser_reads(pg_url):
         assert stored[2] == (values[2], values[2]) and isinstance(stored[2][0]["vendor_id"], int)
     finally:
         engine.dispose()
+
+
+def test_a_service_reading_between_rpc_calls_holds_no_transaction_open(pg_url):
+    """A worker reads, then waits on another service: its connection must not sit "idle in
+    transaction" (an open snapshot holds back VACUUM, and the BEGIN and ROLLBACK are two round
+    trips on every read)."""
+    db = ServiceDatabase(make_engine({"DATABASE_URL": pg_url}, "contacts"), metadata, "contacts")
+    admin = sa.create_engine(sqlalchemy_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    state = sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid")
+    try:
+        with db.connect() as conn:
+            pid = backend_pid(conn)
+            with admin.connect() as watcher:
+                assert watcher.execute(state, {"pid": pid}).scalar_one() == "idle"
+        with db.transaction() as tx:  # writes still commit or roll back as one
+            pid = backend_pid(tx.conn)
+            with admin.connect() as watcher:
+                assert watcher.execute(state, {"pid": pid}).scalar_one() == "idle in transaction"
+    finally:
+        db.engine.dispose()
+        admin.dispose()

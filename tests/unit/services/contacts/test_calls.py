@@ -72,6 +72,19 @@ def test_a_known_caller_is_shown_with_name_and_last_interactions(db):
     assert "Form «Contact us» submitted" in [i["title"] for i in caller["last_interactions"]]
 
 
+def test_a_known_caller_is_read_without_writing_and_an_unknown_one_is_left_to_create(db):
+    with db.transaction() as tx:
+        card = logic.create_contact(tx, {"name": "Анна", "phones": ["+7 916 123-45-67"]})
+    request = {"number": "8 916 123 45 67", "create": True, "provider": "mango"}
+    with db.connect() as conn:
+        known = calls.known_caller(conn, request, "RU")
+        unknown = calls.known_caller(conn, {**request, "number": "79035550011"}, "RU")
+        extension = calls.known_caller(conn, {**request, "number": "101"}, "RU")
+    assert (known["contact_id"], known["known"], known["name"]) == (card["id"], True, "Анна")
+    assert unknown is None  # identify_caller creates the card, in a transaction
+    assert (extension["contact_id"], extension["number"]) == (None, "101")
+
+
 def test_numbers_that_are_no_phone_numbers_get_no_card(db):
     for number in ("sip:user1@vpbx400.mangosip.ru", "101", "anonymous"):
         caller = identify(db, number)
