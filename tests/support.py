@@ -3,11 +3,14 @@ import os
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
+import amqp
 import requests
 import sqlalchemy as sa
 
 from crmhub.runtime.db import sqlalchemy_url
+from crmhub.runtime.messaging import connection_params
 from crmhub.testing import free_port  # noqa: F401 - tests import it from here
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,3 +90,37 @@ def wait_for(predicate, timeout=10.0, interval=0.05, message="condition not met"
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} within {timeout}s")
         time.sleep(interval)
+
+
+def observed(amqp_uri, exchange, queue, routing_key):
+    """A connection and channel with ``queue`` bound to ``exchange``: what is published there."""
+    conn = amqp.Connection(**connection_params(amqp_uri))
+    conn.connect()
+    channel = conn.channel()
+    channel.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
+    channel.queue_declare(queue, durable=False, auto_delete=False)
+    channel.queue_bind(queue, exchange, routing_key)
+    return conn, channel
+
+
+# -- the contacts and deals services as telephony calls them ---------------------------------
+
+class Cards:
+    """The contacts service as telephony calls it: the first lookup of a number creates its
+    card (known: false), a later one finds it."""
+
+    def __init__(self):
+        self.asked: list[dict] = []
+        self.identify_caller = self  # self.contacts.identify_caller.call_async(...)
+
+    def call_async(self, request):
+        known = any(r["number"] == request["number"] for r in self.asked)
+        self.asked.append(request)
+        card = {"contact_id": "c1", "known": known, "name": None, "company": None,
+                "manager": None, "number": request["number"]}
+        return SimpleNamespace(result=lambda: card)
+
+
+class NoDeals:
+    search_deals = SimpleNamespace(call_async=lambda query: SimpleNamespace(
+        result=lambda: {"items": []}))

@@ -105,8 +105,8 @@ def caller_need(signal: dict, row) -> str | None:
     return "link"
 
 
-def popups_first(batch: list, rows: dict) -> list[list]:
-    """``batch`` (pairs of signal and request id) in up to two parts: the signals that ring an
+def popups_first(batch: list, rows: dict) -> tuple[list, list]:
+    """``batch`` (pairs of signal and request id) in two parts: the signals that ring an
     extension with a popup (``caller_need``) of calls with no earlier signal in the batch,
     then the others in arrival order. ``rows``: the calls' rows before the batch."""
     seen, popups, rest = set(), [], []
@@ -118,7 +118,7 @@ def popups_first(batch: list, rows: dict) -> list[list]:
         else:
             rest.append(item)
         seen.add(call)
-    return [part for part in (popups, rest) if part]
+    return popups, rest
 
 
 def search_calls(conn, contact_id=None, manager=None, status=None, outcome=None, limit=50,

@@ -78,7 +78,10 @@ class TelephonyService:
         # part in one transaction. A number is looked up once for both (the first lookup may
         # create the card: asked again, a new caller would show as known).
         looked_up: dict[str, dict] = {}
-        for part in logic.popups_first(batch, rows):
+        popups, rest = logic.popups_first(batch, rows)
+        for part in (popups, rest):
+            if not part:
+                continue
             callers = self._callers([(s, rows.get((s["provider"], s["call_key"])))
                                      for s, _ in part], looked_up)
             with self.db.transaction() as tx:
@@ -90,6 +93,19 @@ class TelephonyService:
                         items.append(folding.Item(signal, caller, request_id))
                 folding.fold_signals(tx, items, region=region(self.config),
                                      ext_managers=ext_managers)
+            if part is popups:
+                self._send_outbox_now()
+
+    def _send_outbox_now(self):
+        """The popups' events go out from this worker at once rather than after the relay's
+        round in progress (its rows are locked: SKIP LOCKED passes them); what fails here
+        stays in the outbox for the relay."""
+        if self.db.relay is None:
+            return
+        try:
+            self.db.relay.relay_once()
+        except Exception as exc:  # noqa: BLE001 - the relay publishes the rows later
+            log.warning("popup events left to the outbox relay", error=repr(exc))
 
     def _callers(self, pairs, looked_up: dict) -> list[dict | None]:
         """For each (signal, its call's row before the batch): the client's card summary when

@@ -6,7 +6,6 @@ import json
 import subprocess
 import uuid
 
-import amqp
 import eventlet
 import pytest
 import sqlalchemy as sa
@@ -19,12 +18,12 @@ from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.runtime.db import Database, make_engine, reliability_tables
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
 from crmhub.runtime.handlers import batch_handler, reliable_handler
-from crmhub.runtime.messaging import OutgoingMessage, connection_params, get_publisher
+from crmhub.runtime.messaging import OutgoingMessage, get_publisher
 from crmhub.runtime.migrate import upgrade
 from crmhub.runtime.topology import dead_letter_queue_name, declare_topology, handler_queue_name
 from crmhub.services.contacts import logic
 from crmhub.services.contacts.service import ContactsService
-from support import REPO, queue_depth, wait_for
+from support import REPO, observed, queue_depth, wait_for
 
 pytestmark = pytest.mark.rabbit
 
@@ -48,17 +47,6 @@ class FlakyService:
         with self.db.transaction() as tx:
             if tx.claim(f"thing:{payload['id']}"):
                 tx.execute(handled.insert().values(id=payload["id"]))
-
-
-def observed(amqp_uri, exchange, queue, routing_key):
-    """A connection and channel with ``queue`` bound to ``exchange``: what is published there."""
-    conn = amqp.Connection(**connection_params(amqp_uri))
-    conn.connect()
-    channel = conn.channel()
-    channel.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
-    channel.queue_declare(queue, durable=False, auto_delete=False)
-    channel.queue_bind(queue, exchange, routing_key)
-    return conn, channel
 
 
 def base_config(amqp_uri, tmp_path, **extra):

@@ -2,22 +2,26 @@
 then parked in the telephony service's dead-letter queue with the call kept, and stored once an
 operator replays it; a recording URL the guard refuses is parked at once."""
 import datetime as dt
+import json
 
 import pytest
-from nameko.testing.services import entrypoint_waiter
+import sqlalchemy as sa
+from nameko.testing.services import entrypoint_waiter, worker_factory
 
 from crmhub.plugins.calls import call_signal
 from crmhub.plugins.mango.fake_api import FAKE_MP3
 from crmhub.runtime.db import ServiceDatabase, make_engine
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
-from crmhub.runtime.messaging import get_publisher
+from crmhub.runtime.handlers import Delivery
+from crmhub.runtime.messaging import event_exchange_name, get_publisher
 from crmhub.runtime.migrate import upgrade
+from crmhub.runtime.outbox import OutboxRelay
 from crmhub.runtime.topology import dead_letter_queue_name, declare_topology
 from crmhub.services.telephony import logic
-from crmhub.services.telephony.models import metadata
+from crmhub.services.telephony.models import metadata, outbox
 from crmhub.services.telephony.recordings import store_from_config
 from crmhub.services.telephony.service import TelephonyService
-from support import queue_depth, wait_for
+from support import Cards, NoDeals, observed, queue_depth, wait_for
 
 pytestmark = pytest.mark.rabbit
 DLQ = dead_letter_queue_name("telephony")
@@ -83,3 +87,36 @@ def test_a_recording_on_a_refused_address_is_parked_at_once(
     assert letter["attempts"] == 1 and "127.0.0.1" in letter["error"]
     assert mango.downloads == []
     assert the_call(config, "E-2")["recording"]["stored"] is False
+
+
+def test_a_popup_reaches_the_broker_from_the_folding_worker_before_the_rest_of_its_batch(
+        amqp_uri, tmp_path):
+    """The outbox relay is not running: the batch's popup is published by the worker that
+    folded it, while the missed call folded after it waits in the outbox for the relay."""
+    config = {"AMQP_URI": amqp_uri, "DATA_DIR": str(tmp_path), "DATABASE_URL": ""}
+    upgrade(config, "telephony")
+    engine = make_engine(config, "telephony")
+    relay = OutboxRelay(engine, outbox, get_publisher(amqp_uri), "telephony")
+    worker = worker_factory(TelephonyService, db=ServiceDatabase(engine, metadata, "telephony",
+                                                                 relay),
+                            contacts=Cards(), deals=NoDeals(), config={"TELEPHONY": {}})
+    conn, channel = observed(amqp_uri, event_exchange_name("telephony"), "popup-probe", "#")
+    now = dt.datetime.now(dt.timezone.utc)
+    signals = [call_signal(provider="mango", event_key="B:end", call_key="B", kind="finished",
+                           direction="inbound", client_number="79161234567", outcome="missed",
+                           at=now),
+               call_signal(provider="mango", event_key="C:ring", call_key="C", kind="ringing",
+                           direction="inbound", client_number="79035550011", extension="101",
+                           at=now)]
+    try:
+        worker.on_call_signals([Delivery(payload, None) for _, payload in signals])
+        wait_for(lambda: queue_depth(amqp_uri, "popup-probe") >= 1, timeout=10)
+        message = channel.basic_get("popup-probe", no_ack=True)
+        assert (message.delivery_info["routing_key"], json.loads(message.body)["call"]["call_key"]) \
+            == ("call_ringing", "C")
+        with engine.connect() as db_conn:
+            waiting = [r.event_type for r in db_conn.execute(sa.select(outbox.c.event_type))]
+        assert "call_missed" in waiting and "call_ringing" not in waiting
+    finally:
+        conn.close()
+        engine.dispose()

@@ -3,7 +3,6 @@ call key, duplicated and out-of-order vendor events, the events each transition 
 click-to-call records and their adoption by the PBX's first event."""
 import datetime as dt
 import json
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +16,7 @@ from crmhub.runtime.handlers import Delivery
 from crmhub.services.telephony import folding, logic
 from crmhub.services.telephony.models import calls, metadata, outbox
 from crmhub.services.telephony.service import TelephonyService
+from support import Cards, NoDeals
 
 T0 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)
 CLIENT = "79161234567"
@@ -230,27 +230,6 @@ def test_a_batch_folds_its_calls_in_the_order_their_signals_came(db):
                        for r in conn.execute(sa.select(outbox).order_by(outbox.c.id))]
     assert (rows["A"].status, rows["A"].duration_s, rows["B"].outcome) == ("finished", 36, "missed")
     assert request_ids[0] == "req-a"
-
-
-class Cards:
-    """The contacts service as telephony calls it: the first lookup of a number creates its
-    card (known: false), a later one finds it."""
-
-    def __init__(self):
-        self.asked: list[dict] = []
-        self.identify_caller = self  # self.contacts.identify_caller.call_async(...)
-
-    def call_async(self, request):
-        known = any(r["number"] == request["number"] for r in self.asked)
-        self.asked.append(request)
-        card = {"contact_id": "c1", "known": known, "name": None, "company": None,
-                "manager": None, "number": request["number"]}
-        return SimpleNamespace(result=lambda: card)
-
-
-class NoDeals:
-    search_deals = SimpleNamespace(call_async=lambda query: SimpleNamespace(
-        result=lambda: {"items": []}))
 
 
 def run_batch(db, cards, signals):
