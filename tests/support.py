@@ -122,5 +122,13 @@ class Cards:
 
 
 class NoDeals:
-    search_deals = SimpleNamespace(call_async=lambda query: SimpleNamespace(
-        result=lambda: {"items": []}))
+    """The deals service as telephony calls it: no open deals; ``asked``, the cards asked
+    about."""
+
+    def __init__(self):
+        self.asked: list[str] = []
+        self.search_deals = self  # self.deals.search_deals.call_async(...)
+
+    def call_async(self, query):
+        self.asked.append(query["contact_id"])
+        return SimpleNamespace(result=lambda: {"items": []})

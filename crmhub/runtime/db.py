@@ -256,13 +256,26 @@ class ServiceDatabase:
         self.context = context or {}
 
     @contextmanager
-    def transaction(self):
+    def transaction(self, publish_now: bool = False):
+        """``publish_now``: events a person is waiting on (a popup). The worker publishes the
+        outbox itself once committed, passing a relay round in progress (its rows are locked),
+        instead of waking the relay; what it cannot publish is left to the relay."""
         with self.engine.begin() as conn:
             tx = Transaction(conn, self)
             yield tx
             tx.flush_events()
         if tx.emitted and self.relay is not None:
-            self.relay.wake()
+            if not publish_now or not self._published_now():
+                self.relay.wake()
+
+    def _published_now(self) -> bool:
+        """One relay round in this worker; False when the relay must take over (the round
+        failed, or it was full and more rows may wait)."""
+        try:
+            return self.relay.relay_once() < self.relay.BATCH
+        except Exception as exc:  # noqa: BLE001 - the rows stay in the outbox for the relay
+            log.warning("outbox left to the relay", service=self.service, error=repr(exc))
+            return False
 
     @contextmanager
     def connect(self):

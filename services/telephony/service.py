@@ -78,13 +78,14 @@ class TelephonyService:
         # part in one transaction. A number is looked up once for both (the first lookup may
         # create the card: asked again, a new caller would show as known).
         looked_up: dict[str, dict] = {}
+        open_deals: dict[str, list] = {}
         popups, rest = logic.popups_first(batch, rows)
         for part in (popups, rest):
             if not part:
                 continue
             callers = self._callers([(s, rows.get((s["provider"], s["call_key"])))
-                                     for s, _ in part], looked_up)
-            with self.db.transaction() as tx:
+                                     for s, _ in part], looked_up, open_deals)
+            with self.db.transaction(publish_now=part is popups) as tx:
                 fresh = tx.claim_many([logic.signal_key(s) for s, _ in part])
                 items = []
                 for (signal, request_id), caller in zip(part, callers):
@@ -93,25 +94,13 @@ class TelephonyService:
                         items.append(folding.Item(signal, caller, request_id))
                 folding.fold_signals(tx, items, region=region(self.config),
                                      ext_managers=ext_managers)
-            if part is popups:
-                self._send_outbox_now()
 
-    def _send_outbox_now(self):
-        """The popups' events go out from this worker at once rather than after the relay's
-        round in progress (its rows are locked: SKIP LOCKED passes them); what fails here
-        stays in the outbox for the relay."""
-        if self.db.relay is None:
-            return
-        try:
-            self.db.relay.relay_once()
-        except Exception as exc:  # noqa: BLE001 - the relay publishes the rows later
-            log.warning("popup events left to the outbox relay", error=repr(exc))
-
-    def _callers(self, pairs, looked_up: dict) -> list[dict | None]:
+    def _callers(self, pairs, looked_up: dict, open_deals: dict) -> list[dict | None]:
         """For each (signal, its call's row before the batch): the client's card summary when
         the fold needs it (see ``logic.caller_need``), one contacts call per number and one
-        deals call per card, all in flight at once. ``looked_up`` holds the numbers' cards
-        found earlier in the batch (and takes the new ones): they are not asked again."""
+        deals call per card, all in flight at once. ``looked_up`` (number: card) and
+        ``open_deals`` (card id: its deals) hold what was found earlier in the batch and take
+        what is found now: it is not asked again."""
         needs = [logic.caller_need(signal, row) for signal, row in pairs]
         numbers = [signal.get("client_number") or (row.client_number_raw if row else None)
                    for signal, row in pairs]
@@ -127,12 +116,13 @@ class TelephonyService:
         # The popups' part comes first, so a number looked up before was looked up whole.
         looked_up.update({number: instance(schemas.CallerSchema).load(reply.result())
                           for number, reply in asked.items()})
-        deals = self._open_deals({looked_up[number]["contact_id"] for number in ringing} - {None})
+        open_deals.update(self._open_deals(
+            {looked_up[number]["contact_id"] for number in ringing} - {None} - open_deals.keys()))
         callers = []
         for (signal, row), number, need in zip(pairs, numbers, needs):
             caller = dict(looked_up[number]) if need else None
             if need == "popup":
-                caller["open_deals"] = deals.get(caller["contact_id"], [])
+                caller["open_deals"] = open_deals.get(caller["contact_id"], [])
             if caller is not None and row is not None and row.caller_known is not None:
                 caller["known"] = row.caller_known
             callers.append(caller)

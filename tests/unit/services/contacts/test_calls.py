@@ -82,6 +82,8 @@ def test_a_known_caller_is_read_without_writing_and_an_unknown_one_is_left_to_cr
         extension = calls.known_caller(conn, {**request, "number": "101"}, "RU")
     assert (known["contact_id"], known["known"], known["name"]) == (card["id"], True, "Анна")
     assert unknown is None  # identify_caller creates the card, in a transaction
+    with db.connect() as conn:
+        assert logic.find_ids_by_phones(conn, ["+79035550011"]) == []
     assert (extension["contact_id"], extension["number"]) == (None, "101")
 
 
