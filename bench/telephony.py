@@ -15,8 +15,9 @@ its Mango API is played by ``FakeMangoApi`` in this process.
   is timed; the rest of the call (answer or hang-up, summary) is posted afterwards by other
   threads. Latency = ``call_ringing`` at the manager's stream - the webhook's HTTP 200 (and -
   the request sent), split at the moment the telephony inbox claimed the ringing signal.
-  Callers are cards of the 1M (``known``) or numbers no card has (``unknown``: the popup
-  waits for a new card). Lost = no popup at the manager's stream 15 s after the last call.
+  Callers are cards of the 1M (``known``; one in three has an open deal, which its popup must
+  show) or numbers no card has (``unknown``: the popup waits for a new card). Lost = no popup
+  at the manager's stream 15 s after the last call.
 * call events: many overlapping calls (answered with a recording, missed on two extensions,
   outgoing answered or busy), each call's webhooks spread over its simulated duration
   compressed ``--call-compression`` times, started at the rate that makes ``--call-rate``
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import itertools
 import json
 import multiprocessing
@@ -89,6 +91,34 @@ def known_number(i: int) -> str:
 
 def card_id(i: int) -> str:
     return f"c{i:031d}"  # as bench.lookup.load writes it
+
+
+# One loaded card in three has an open deal, which its popup must show.
+DEAL_EVERY = 3
+
+
+def deal_titles(card: str | None) -> list[str]:
+    """The open deals the popup of a loaded card shows."""
+    i = int(card[1:]) if card else 1
+    return [f"Deal {i}"] if i % DEAL_EVERY == 0 else []
+
+
+def load_card_deals(engine, count: int) -> None:
+    """The loaded cards' open deals, as contacts keeps them from the deals service's events."""
+    rows = io.StringIO()
+    for i in range(0, count, DEAL_EVERY):
+        rows.write(f"d{i:031d}\t{card_id(i)}\topen\tDeal {i}\tB2B\tNew lead\t1500.00\tRUB\t"
+                   "olga\t1\t2026-01-01 00:00:00+00\n")
+    rows.seek(0)
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().copy_expert(
+            "COPY card_deals (deal_id, contact_id, status, title, pipeline_name, stage_name, "
+            "amount, currency, manager, version, updated_at) FROM STDIN", rows)
+        raw.cursor().execute("ANALYZE card_deals")
+        raw.commit()
+    finally:
+        raw.close()
 
 
 def unknown_number(k: int) -> str:
@@ -404,13 +434,16 @@ def popups(hub_addr: tuple[str, int], streams: PopupStreams, managers: list[dict
         shown_caller = event["caller"]
         if call["known"]:
             wrong = (shown_caller.get("contact_id") != call["card"]
-                     or not shown_caller["known"])
+                     or not shown_caller["known"]
+                     or [d["title"] for d in shown_caller["open_deals"]] != deal_titles(
+                         call["card"]))
         else:
             wrong = bool(shown_caller["known"] or not shown_caller.get("contact_id"))
         if wrong:
             wrong_card.append({"expected": call["card"] or "a new card", "known": call["known"],
                                "ivr_first": call["ivr"],
-                               "shown": {k: shown_caller.get(k) for k in ("contact_id", "known")}})
+                               "shown": {k: shown_caller.get(k)
+                                         for k in ("contact_id", "known", "open_deals")}})
         group = "known" if call["known"] else "unknown"
         from_200[group].append(t - call["answered"])
         from_sent[group].append(t - call["sent"])
@@ -1010,6 +1043,7 @@ def run(workdir: Path, contacts: int = 1_000_000, calls: int = 500, managers: in
         cards_engine = make_engine(config, "contacts")
         stack.callback(cards_engine.dispose)
         result["bulk_load_s"] = round(load_cards(cards_engine, contacts), 1)
+        load_card_deals(cards_engine, contacts)
         engine = sa.create_engine(sqlalchemy_url(db_url))
         stack.callback(engine.dispose)
 

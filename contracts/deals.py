@@ -301,6 +301,21 @@ class DealPageSchema(Contract):
     offset = fields.Integer(required=True)
 
 
+class OpenDealsRequestSchema(Contract):
+    """``deals.open_deals``: every open deal, in id order, a page at a time (a copy's sync)."""
+
+    after_id = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "The previous page's next_after; null for the first page"})
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
+
+
+class OpenDealsPageSchema(Contract):
+    items = fields.List(fields.Nested(DealSchema), required=True, metadata={
+        "description": "In id order"})
+    next_after = fields.String(allow_none=True, required=True, metadata={
+        "description": "Pass as after_id for the next page; null when every deal was seen"})
+
+
 class TaskQuerySchema(Contract):
     manager = fields.String(load_default=None, allow_none=True)
     done = fields.Boolean(load_default=None, allow_none=True)

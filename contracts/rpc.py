@@ -54,6 +54,9 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "Create or replace a manager by id."),
     RpcSpec("deals", "search_deals", deals.DealQuerySchema, deals.DealPageSchema,
             "List deals by pipeline, stage, status, manager or client card."),
+    RpcSpec("deals", "open_deals", deals.OpenDealsRequestSchema, deals.OpenDealsPageSchema,
+            "Every open deal, in id order, a page at a time: what a copy of the deals (the "
+            "contacts service's, for the popup) starts from."),
     RpcSpec("deals", "board", deals.BoardQuerySchema, deals.BoardSchema,
             "A pipeline's open deals by stage: count, totals per currency and the first deals "
             "of each column."),

@@ -103,7 +103,7 @@ def observed(amqp_uri, exchange, queue, routing_key):
     return conn, channel
 
 
-# -- the contacts and deals services as telephony calls them ---------------------------------
+# -- the contacts service as telephony calls it ---------------------------------
 
 class Cards:
     """The contacts service as telephony calls it: the first lookup of a number creates its
@@ -119,16 +119,3 @@ class Cards:
         card = {"contact_id": "c1", "known": known, "name": None, "company": None,
                 "manager": None, "number": request["number"]}
         return SimpleNamespace(result=lambda: card)
-
-
-class NoDeals:
-    """The deals service as telephony calls it: no open deals; ``asked``, the cards asked
-    about."""
-
-    def __init__(self):
-        self.asked: list[str] = []
-        self.search_deals = self  # self.deals.search_deals.call_async(...)
-
-    def call_async(self, query):
-        self.asked.append(query["contact_id"])
-        return SimpleNamespace(result=lambda: {"items": []})

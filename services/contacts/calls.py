@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from crmhub.contracts import events as ev
 from crmhub.contracts.errors import NotFound
 from crmhub.contracts.phones import normalize
+from crmhub.services.contacts import card_deals
 from crmhub.services.contacts.logic import (
     add_timeline_entry,
     find_ids_by_phones,
@@ -17,6 +18,7 @@ from crmhub.services.contacts.logic import (
 from crmhub.services.contacts.models import contact_phones, contacts, timeline
 
 LAST_INTERACTIONS = 5
+OPEN_DEALS_SHOWN = 5
 DIRECTION_WORDS = {"inbound": "Incoming call", "outbound": "Outgoing call",
                    "internal": "Internal call"}
 OUTCOME_WORDS = {"missed": "missed", "busy": "busy", "failed": "failed",
@@ -33,8 +35,8 @@ _CARD_BY_ID = _CARD.where(contacts.c.id == sa.bindparam("id"))
 
 
 def known_caller(conn, request: dict, region: str) -> dict | None:
-    """The card of a calling number as the popup shows it (:class:`CallerSchema`, without
-    open deals), read without writing: None when the number is a phone number with no card
+    """The card of a calling number as the popup shows it (:class:`CallerSchema`), read
+    without writing: None when the number is a phone number with no card
     yet (see ``identify_caller``). A number that is no phone number (an extension, a SIP URI)
     gets no card."""
     phone = normalize(request["number"], region)
@@ -67,12 +69,13 @@ def identify_caller(tx, request: dict, region: str) -> dict:
 
 def _caller(request: dict, phone, conn=None, card=None, known=False) -> dict:
     """The popup's caller: no card, or ``card`` with (when the request asks for the summary)
-    its name, company, manager and last interactions."""
+    its name, company, manager, open deals and last interactions."""
     caller = {"contact_id": card.id if card else None, "known": known, "name": None,
               "company": None, "manager": None, "number": phone.e164 or request["number"],
               "open_deals": [], "last_interactions": []}
     if card is not None and request.get("summary", True):
         caller.update(name=card.name, company=card.company, manager=card.manager,
+                      open_deals=card_deals.open_deals(conn, card.id, OPEN_DEALS_SHOWN),
                       last_interactions=[
                           {"kind": e["kind"], "title": e["title"], "occurred_at": e["occurred_at"]}
                           for e in load_timeline(conn, card.id, LAST_INTERACTIONS)])

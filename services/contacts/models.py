@@ -55,3 +55,32 @@ timeline = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Index("ix_timeline_contact_time", "contact_id", "occurred_at"),
 )
+
+# Each card's deals as the deals service last announced them (its events, the newest version
+# kept), so the incoming-call popup shows a caller's open deals without asking that service.
+# Closed deals stay, with their version: an older event arriving late cannot reopen them.
+OPEN_DEAL = sa.text("status = 'open'")
+card_deals = sa.Table(
+    "card_deals", metadata,
+    sa.Column("deal_id", sa.String(32), primary_key=True),
+    sa.Column("contact_id", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("title", sa.String(300), nullable=False),
+    sa.Column("pipeline_name", sa.String(200)),
+    sa.Column("stage_name", sa.String(200)),
+    sa.Column("amount", sa.String(32)),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("manager", sa.String(100)),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+# A card's open deals, latest activity first (the deals service's own order).
+sa.Index("ix_card_deals_open", card_deals.c.contact_id, card_deals.c.updated_at.desc(),
+         card_deals.c.deal_id, postgresql_where=OPEN_DEAL, sqlite_where=OPEN_DEAL)
+
+# One-off jobs done (name: when), e.g. copying the deals that existed before card_deals did.
+backfills = sa.Table(
+    "backfills", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("done_at", sa.DateTime(timezone=True), nullable=False),
+)

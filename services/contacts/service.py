@@ -1,4 +1,5 @@
 """contacts: client cards, dedupe by phone and email, merges, search and the timeline."""
+import structlog
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
@@ -7,21 +8,24 @@ from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance, load_input
 from crmhub.contracts.calls import CallerSchema, CallEventSchema, IdentifyCallerSchema
 from crmhub.contracts.campaigns import ContactSegmentPageSchema, ContactSegmentRequestSchema
+from crmhub.contracts.deals import OpenDealsPageSchema
 from crmhub.contracts.email import EmailReceivedSchema, EmailSentSchema
-from crmhub.contracts.errors import CrmhubError
+from crmhub.contracts.errors import CrmhubError, Unavailable
 from crmhub.contracts.forms import FormSubmittedSchema
 from crmhub.contracts.messages import IdentifySenderSchema, MessageEventSchema, SenderCardSchema
 from crmhub.runtime.db import Database
 from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.logs import LogContext
+from crmhub.runtime.rpc import RpcProxy
 from crmhub.runtime.service import region
-from crmhub.services.contacts import calls, logic, segments
+from crmhub.runtime.timer import timer
+from crmhub.services.contacts import calls, card_deals, logic, segments
 from crmhub.services.contacts import emails as email_entries
 from crmhub.services.contacts import messages as messenger
 from crmhub.services.contacts.models import metadata
 
 EXPECTED = (CrmhubError,)
-
+log = structlog.get_logger(__name__)
 
 
 class ContactsService:
@@ -29,6 +33,7 @@ class ContactsService:
 
     config = Config()
     db = Database(metadata)
+    deals = RpcProxy("deals")
     log_ctx = LogContext()
 
     @rpc(expected_exceptions=EXPECTED)
@@ -109,10 +114,36 @@ class ContactsService:
                     logic.ingest_form(tx, event, region(self.config), request_id)
 
     # -- sales on the client's timeline: one entry per deals event -------------------------
+    # A deal's events also keep the card's copy of the deal (card_deals), for the popup.
     def _sales_entry(self, kind, payload):
         event = instance(ev.spec(kind).schema).load(payload)
         with self.db.transaction() as tx:
             logic.add_sales_entry(tx, kind, event)
+            if "deal" in event:
+                card_deals.record_deals(tx.conn, [event["deal"]])
+
+    @reliable_handler("deals", ev.DEAL_UPDATED)
+    def on_deal_updated(self, payload):
+        event = instance(ev.spec(ev.DEAL_UPDATED).schema).load(payload)
+        with self.db.transaction() as tx:
+            card_deals.record_deals(tx.conn, [event["deal"]])
+
+    @timer("CARD_DEALS_BACKFILL_CHECK_SECONDS", default=60.0)
+    def backfill_card_deals(self):
+        """Once, on a database that had cards before it kept their deals (an upgrade): copy
+        the open deals from the deals service. Retried on the next tick while it is down."""
+        with self.db.connect() as conn:
+            if card_deals.backfilled(conn):
+                return
+        schema = instance(OpenDealsPageSchema)
+        try:
+            copied = card_deals.backfill(self.db, lambda after_id: schema.load(
+                self.deals.open_deals({"after_id": after_id})))
+        except Unavailable as exc:
+            log.warning("open deals not copied yet: the deals service does not answer",
+                        error=str(exc))
+            return
+        log.info("open deals copied onto the cards", deals=copied)
 
     @reliable_handler("deals", ev.DEAL_CREATED)
     def on_deal_created(self, payload):

@@ -336,6 +336,16 @@ def search_deals(conn, pipeline_id=None, stage_id=None, status=None, manager=Non
     return _page(conn, query, DEAL_ORDER, limit, offset, load_deals)
 
 
+def open_deals(conn, after_id: str | None, limit: int) -> dict:
+    """Open deals with ids after ``after_id``, in id order: a stable keyset to page through
+    while deals keep changing (a deal closed meanwhile is simply not seen)."""
+    query = sa.select(deals.c.id).where(deals.c.status == "open").order_by(deals.c.id).limit(limit)
+    if after_id is not None:
+        query = query.where(deals.c.id > after_id)
+    ids = list(conn.execute(query).scalars())
+    return {"items": load_deals(conn, ids), "next_after": ids[-1] if len(ids) == limit else None}
+
+
 # -- the board ---------------------------------------------------------------------------------
 
 def _totals(groups) -> list[dict]:

@@ -109,6 +109,12 @@ class DealsService:
             return _dump(schemas.DealPageSchema, logic.search_deals(conn, **params))
 
     @rpc(expected_exceptions=EXPECTED)
+    def open_deals(self, request=None):
+        params = load_input(schemas.OpenDealsRequestSchema, request)
+        with self.db.connect() as conn:
+            return _dump(schemas.OpenDealsPageSchema, logic.open_deals(conn, **params))
+
+    @rpc(expected_exceptions=EXPECTED)
     def board(self, pipeline_id, per_stage=20, manager=None):
         params = load_input(schemas.BoardQuerySchema, {"per_stage": per_stage, "manager": manager})
         with self.db.connect() as conn:

@@ -1,6 +1,5 @@
 """telephony: the call log folded from PBX signals, extensions and their managers,
 click-to-call and call recordings."""
-import eventlet
 import structlog
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
@@ -30,8 +29,6 @@ from crmhub.services.telephony.fetch import FetchRefused
 from crmhub.services.telephony.models import metadata
 
 EXPECTED = (CrmhubError,)
-OPEN_DEALS_SHOWN = 5
-OPEN_DEALS_WAIT_SECONDS = 1.0
 log = structlog.get_logger(__name__)
 
 
@@ -45,7 +42,6 @@ class TelephonyService:
     config = Config()
     db = Database(metadata)
     contacts = RpcProxy("contacts")
-    deals = RpcProxy("deals")
     pbx = Pbx()
     recordings = Recordings()
     log_ctx = LogContext()
@@ -56,7 +52,7 @@ class TelephonyService:
 
     # -- signals from the PBX connectors ---------------------------------------------------------
     # A batch per worker; the cards of the batch's callers are asked for at once. Six batches
-    # run at a time: a batch mostly waits (on the contacts and deals services, on PostgreSQL),
+    # run at a time: a batch mostly waits (on the contacts service, on PostgreSQL),
     # and with two a ringing signal often queued behind both. Under a backlog a call's answer
     # may so be folded before its ringing: the popup of a call answered meanwhile is rightly
     # not shown. A worker and a transaction per signal held a whole mesh to about 120
@@ -78,13 +74,12 @@ class TelephonyService:
         # part in one transaction. A number is looked up once for both (the first lookup may
         # create the card: asked again, a new caller would show as known).
         looked_up: dict[str, dict] = {}
-        open_deals: dict[str, list] = {}
         popups, rest = logic.popups_first(batch, rows)
         for part in (popups, rest):
             if not part:
                 continue
             callers = self._callers([(s, rows.get((s["provider"], s["call_key"])))
-                                     for s, _ in part], looked_up, open_deals)
+                                     for s, _ in part], looked_up)
             with self.db.transaction(publish_now=part is popups) as tx:
                 fresh = tx.claim_many([logic.signal_key(s) for s, _ in part])
                 items = []
@@ -95,12 +90,12 @@ class TelephonyService:
                 folding.fold_signals(tx, items, region=region(self.config),
                                      ext_managers=ext_managers)
 
-    def _callers(self, pairs, looked_up: dict, open_deals: dict) -> list[dict | None]:
+    def _callers(self, pairs, looked_up: dict) -> list[dict | None]:
         """For each (signal, its call's row before the batch): the client's card summary when
-        the fold needs it (see ``logic.caller_need``), one contacts call per number and one
-        deals call per card, all in flight at once. ``looked_up`` (number: card) and
-        ``open_deals`` (card id: its deals) hold what was found earlier in the batch and take
-        what is found now: it is not asked again."""
+        the fold needs it (see ``logic.caller_need``), one contacts call per number, all in
+        flight at once; a ringing number's card comes with its open deals. ``looked_up``
+        (number: card) holds what was found earlier in the batch and takes what is found
+        now: it is not asked again."""
         needs = [logic.caller_need(signal, row) for signal, row in pairs]
         numbers = [signal.get("client_number") or (row.client_number_raw if row else None)
                    for signal, row in pairs]
@@ -116,35 +111,13 @@ class TelephonyService:
         # The popups' part comes first, so a number looked up before was looked up whole.
         looked_up.update({number: instance(schemas.CallerSchema).load(reply.result())
                           for number, reply in asked.items()})
-        open_deals.update(self._open_deals(
-            {looked_up[number]["contact_id"] for number in ringing} - {None} - open_deals.keys()))
         callers = []
         for (signal, row), number, need in zip(pairs, numbers, needs):
             caller = dict(looked_up[number]) if need else None
-            if need == "popup":
-                caller["open_deals"] = open_deals.get(caller["contact_id"], [])
             if caller is not None and row is not None and row.caller_known is not None:
                 caller["known"] = row.caller_known
             callers.append(caller)
         return callers
-
-    def _open_deals(self, contact_ids) -> dict[str, list[dict]]:
-        """The open deals of the ringing callers, for the popup; a deals service that does not
-        answer at once costs the popup its deals, not its time (the phone is ringing)."""
-        replies = {cid: self.deals.search_deals.call_async(
-            {"contact_id": cid, "status": "open", "limit": OPEN_DEALS_SHOWN})
-            for cid in contact_ids}
-        found = {}
-        try:
-            with eventlet.Timeout(OPEN_DEALS_WAIT_SECONDS):
-                for cid, reply in replies.items():
-                    found[cid] = [{key: deal.get(key) for key in (
-                        "id", "title", "pipeline_name", "stage_name", "amount", "currency",
-                        "manager")} for deal in reply.result()["items"]]
-        except eventlet.Timeout:
-            log.warning("deals did not answer in time: popups without open deals",
-                        contacts=sorted(set(replies) - set(found)))
-        return found
 
     # -- recordings ----------------------------------------------------------------------------
     @reliable_handler("telephony", ev.RECORDING_FOUND)

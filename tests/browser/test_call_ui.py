@@ -47,6 +47,10 @@ def test_an_operator_sees_who_calls_plays_the_recording_and_calls_back(hub, mang
     assert hub.api("POST", "/api/v1/deals", json={
         "contact_id": anna["id"], "pipeline_id": "b2b-sales", "title": "Поставка кофе",
         "manager": "Olga"}).status_code == 201
+    # The popup shows the deals the card knows of: the deal is on Anna's card once contacts
+    # has taken its deal_created.
+    wait_for(lambda: any(e["kind"] == "deal_created" for e in hub.api(
+        "GET", f"/api/v1/contacts/{anna['id']}").json()["timeline"]), message="the deal on the card")
     call = simulator.answered_incoming(client="79161234567", line=LINE, extension="101")
     # Appeared at the IVR and at 101 | Connected | the rest (hang-ups, summary, recording).
     stranger = simulator.missed_incoming(client="79035550011", line=LINE, extensions=("101",))

@@ -177,6 +177,9 @@ RPC_PAYLOADS.update({
                                         "contact_id": None, "limit": 20, "offset": 0},
     ("deals.search_deals", "response"): dumped(deals.DealPageSchema, {
         "items": [DEAL], "total": 1, "limit": 20, "offset": 0}),
+    ("deals.open_deals", "request"): {"after_id": "d-5a01", "limit": 500},
+    ("deals.open_deals", "response"): dumped(deals.OpenDealsPageSchema, {
+        "items": [DEAL], "next_after": None}),
     ("deals.board", "request"): {"per_stage": 20, "manager": "olga"},
     ("deals.board", "response"): dumped(deals.BoardSchema, {
         "pipeline_id": "cleaning-services", "pipeline_name": "Клининговые услуги для бизнеса",

@@ -17,10 +17,12 @@ from crmhub.runtime.db import ServiceDatabase, make_engine, utcnow
 from crmhub.runtime.messaging import connection_params, get_publisher
 from crmhub.runtime.migrate import upgrade
 from crmhub.runtime.topology import declare_topology
+from crmhub.services.contacts import card_deals
 from crmhub.services.contacts import logic as contacts_logic
+from crmhub.services.contacts.models import metadata as contacts_metadata
 from crmhub.services.contacts.service import ContactsService
 from crmhub.services.deals import logic
-from crmhub.services.deals.models import metadata
+from crmhub.services.deals.models import metadata, outbox
 from crmhub.services.deals.service import DealsService
 from support import fresh_schema, wait_for
 
@@ -209,3 +211,42 @@ def test_two_instances_fire_each_reminder_once(pg_config, container_factory):
         assert c.execute(sa.text("SELECT count(*) FROM tasks WHERE reminded_at IS NULL")
                          ).scalar() == 0
     conn.close()
+
+
+def test_an_upgraded_hub_copies_the_open_deals_from_before_for_the_popup(
+        amqp_uri, tmp_path, pg_url, container_factory):
+    """A hub upgraded from the version whose contacts service kept no deals: its first start
+    copies the open deals from the deals service (RPC, once), and a caller's popup lists them.
+    The deals' own events were published long ago (none is waiting), so only the copy can."""
+    fresh_schema(pg_url, "contacts")
+    fresh_schema(pg_url, "deals")
+    config = hub_config(amqp_uri, tmp_path, pg_url)
+    upgrade(config, "contacts", "0001")
+    cards = ServiceDatabase(make_engine(config, "contacts"), contacts_metadata, "contacts")
+    with cards.transaction() as tx:
+        anna = contacts_logic.create_contact(tx, {"name": "Анна", "phones": ["+79161234567"]})
+    upgrade(config, "contacts")
+    db = setup_funnel(config)
+    lost = {s["name"]: s["id"] for s in deal_stages(db)}["Lost"]
+    with db.transaction() as tx:
+        for title in ("Поставка кофе", "Кофемашина", "Старая сделка"):
+            deal = logic.create_deal(tx, {"contact_id": anna["id"], "pipeline_id": "b2b-sales",
+                                          "title": title})
+        logic.move_deal(tx, deal["id"], lost)
+    with db.transaction() as tx:
+        tx.execute(sa.delete(outbox))
+    declare_topology(config, [ContactsService, DealsService])
+    # Deals first: a request sent before its RPC queue exists goes unanswered (the copy is then
+    # tried again a tick later, CARD_DEALS_BACKFILL_CHECK_SECONDS).
+    for service in (DealsService, ContactsService):
+        container_factory(service, config).start()
+
+    def popup_deals():
+        with ServiceRpcProxy("contacts", config) as contacts:
+            caller = contacts.identify_caller({"number": "8 916 123-45-67"})
+        return sorted(d["title"] for d in caller["open_deals"])
+
+    assert wait_for(popup_deals, timeout=15, message="the open deals copied onto the card") == [
+        "Кофемашина", "Поставка кофе"]
+    with cards.connect() as conn:
+        assert card_deals.backfilled(conn)

@@ -271,6 +271,18 @@ def test_the_board_counts_sums_and_shows_the_latest_deals_of_each_stage(db, b2b)
     assert mine["manager"] == "boris" and mine["count"] == 2
 
 
+def test_open_deals_page_through_in_id_order_while_deals_close(db, b2b):
+    ids = sorted(open_deal(db, b2b, contact_id=f"c{i}")["id"] for i in range(5))
+    first = run(db, logic.open_deals, None, 2)
+    assert ([d["id"] for d in first["items"]], first["next_after"]) == (ids[:2], ids[1])
+    run(db, logic.move_deal, ids[0], stage(b2b, "Lost"))  # closed behind the cursor
+    run(db, logic.move_deal, ids[3], stage(b2b, "Lost"))  # closed ahead of it: not seen
+    second = run(db, logic.open_deals, first["next_after"], 2)
+    assert ([d["id"] for d in second["items"]], second["next_after"]) == ([ids[2], ids[4]],
+                                                                           ids[4])
+    assert run(db, logic.open_deals, ids[4], 2) == {"items": [], "next_after": None}
+
+
 def test_the_board_of_an_unknown_pipeline_is_not_found(db, b2b):
     with pytest.raises(NotFound), db.connect() as conn:
         logic.board(conn, "nope")

@@ -16,7 +16,7 @@ from crmhub.runtime.handlers import Delivery
 from crmhub.services.telephony import folding, logic
 from crmhub.services.telephony.models import calls, metadata, outbox
 from crmhub.services.telephony.service import TelephonyService
-from support import Cards, NoDeals
+from support import Cards
 
 T0 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)
 CLIENT = "79161234567"
@@ -232,9 +232,8 @@ def test_a_batch_folds_its_calls_in_the_order_their_signals_came(db):
     assert request_ids[0] == "req-a"
 
 
-def run_batch(db, cards, signals, deals=None):
-    worker = worker_factory(TelephonyService, db=db, contacts=cards, deals=deals or NoDeals(),
-                            config={"TELEPHONY": {}})
+def run_batch(db, cards, signals):
+    worker = worker_factory(TelephonyService, db=db, contacts=cards, config={"TELEPHONY": {}})
     worker.on_call_signals([Delivery(instance(CallSignalSchema).dump(s), None) for s in signals])
 
 
@@ -249,13 +248,13 @@ def test_a_batch_pops_up_its_ringing_extensions_before_folding_its_other_signals
 
 
 def test_a_new_caller_ringing_two_extensions_in_one_batch_is_looked_up_once(db):
-    cards, deals = Cards(), NoDeals()
+    cards = Cards()
     run_batch(db, cards, [signal("ringing", 0, extension="101", leg_id="L1"),
-                          signal("ringing", 1, extension="102", leg_id="L2")], deals)
+                          signal("ringing", 1, extension="102", leg_id="L2")])
     popups = [p for e, p in published(db) if e == "call_ringing"]
     assert [(p["call"]["extension"], p["caller"]["known"]) for p in popups] == [
         ("101", False), ("102", False)]
-    assert (len(cards.asked), deals.asked) == (1, ["c1"])
+    assert len(cards.asked) == 1
 
 
 def test_a_caller_new_at_the_calls_first_lookup_stays_unknown_in_its_popups(db):
