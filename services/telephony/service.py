@@ -88,7 +88,7 @@ class TelephonyService:
                         fresh.discard(logic.signal_key(signal))  # twice in one batch: once
                         items.append(folding.Item(signal, caller, request_id))
                 folding.fold_signals(tx, items, region=region(self.config),
-                                     ext_managers=ext_managers)
+                                     ext_managers=ext_managers, existing=frozenset(rows))
 
     def _callers(self, pairs, looked_up: dict) -> list[dict | None]:
         """For each (signal, its call's row before the batch): the client's card summary when
