@@ -11,18 +11,16 @@ them). Either everything commits, or nothing does and nothing is published.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 import time
 import uuid
 from contextlib import contextmanager
 
-import orjson
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crmhub.runtime.config import data_dir
+from crmhub.runtime.jsontext import read_json, write_json
 from crmhub.runtime.metrics import INBOX_DUPLICATES
 
 log = structlog.get_logger(__name__)
@@ -131,19 +129,6 @@ def make_engine(config: dict, service: str) -> sa.Engine:
     return engine
 
 
-# A run of 19 digits may be an integer beyond 64 bits, which orjson reads as a float.
-_LONG_NUMBER = re.compile(r"\d{19}")
-
-
-def read_json(text: str):
-    """JSON columns as PostgreSQL returns them, parsed by orjson (a rebuild reading the
-    reporting journal spent a sixth of its time in the standard parser), or by the standard
-    parser where a long number could lose digits."""
-    if _LONG_NUMBER.search(text):
-        return json.loads(text)
-    return orjson.loads(text)
-
-
 def _ping_when_idle(engine: sa.Engine, idle_seconds: float) -> None:
     """Like ``pool_pre_ping``, but only for a connection that sat in the pool for a while: a
     ping per checkout is a round trip on every lookup, and a connection used moments ago is
@@ -234,8 +219,8 @@ class Transaction:
         the requests of many messages."""
         request_id = request_id or self.request_id
         context = {**self._db.context, "request_id": request_id} if request_id else self._db.context
-        self._events.append({"event_type": event_type, "payload": json.dumps(payload),
-                             "headers": json.dumps(context), "created_at": utcnow()})
+        self._events.append({"event_type": event_type, "payload": write_json(payload).decode(),
+                             "headers": write_json(context).decode(), "created_at": utcnow()})
         self.emitted += 1
 
     def flush_events(self) -> None:

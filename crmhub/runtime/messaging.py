@@ -24,6 +24,8 @@ import structlog
 from eventlet.event import Event
 from eventlet.queue import LightQueue
 
+from crmhub.runtime.jsontext import write_json
+
 log = structlog.get_logger(__name__)
 
 HEADER_PREFIX = "nameko"
@@ -106,7 +108,7 @@ class ConfirmingPublisher:
 
     @staticmethod
     def message(exchange, routing_key, payload, context=None, mandatory=True) -> OutgoingMessage:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        body = payload if isinstance(payload, bytes) else write_json(payload)
         return OutgoingMessage(exchange, routing_key, body, context_headers(context),
                                mandatory=mandatory)
 
