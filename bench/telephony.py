@@ -97,9 +97,9 @@ def card_id(i: int) -> str:
 DEAL_EVERY = 3
 
 
-def deal_titles(card: str | None) -> list[str]:
+def deal_titles(card: str) -> list[str]:
     """The open deals the popup of a loaded card shows."""
-    i = int(card[1:]) if card else 1
+    i = int(card[1:])
     return [f"Deal {i}"] if i % DEAL_EVERY == 0 else []
 
 

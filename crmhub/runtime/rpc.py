@@ -61,6 +61,10 @@ class TimedMethodProxy(nameko_rpc.MethodProxy):
     publisher_cls = RequestPublisher
 
     def _call(self, *args, **kwargs):
+        # A worker may run while its container is still starting (an eager timer): the
+        # answer's queue is consumed only once the container's queue consumer is ready, and
+        # an answer sent before that is dropped (the call would wait out its timeout).
+        self.reply_listener.queue_consumer._consumers_ready.wait()
         return TimedReply(super()._call(*args, **kwargs), self)
 
 

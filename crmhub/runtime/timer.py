@@ -1,7 +1,6 @@
 """Timers whose interval comes from the config (a decorator argument cannot read it).
 
-* ``timer``: nameko's Timer, every ``config[config_key]`` seconds and once at start (or,
-  with ``eager=False``, first after one interval).
+* ``timer``: nameko's Timer, every ``config[config_key]`` seconds and once at start.
 * ``due_timer``: runs its method when work falls due. The method returns when the next piece
   of work falls due (an aware datetime, or None when nothing is pending); the timer sleeps
   until then, but never longer than ``config[config_key]`` seconds (work scheduled by another
@@ -28,14 +27,12 @@ def _now() -> dt.datetime:
 
 class ConfiguredTimer(Timer):
     """Fires every ``config[config_key]`` seconds (``default`` if unset), and once at start:
-    work that fell due while the service was down is done as soon as it is back. With
-    ``eager=False`` it first fires one interval after the start (for work that calls another
-    service: an RPC sent while the container is still starting may find no reply queue)."""
+    work that fell due while the service was down is done as soon as it is back."""
 
-    def __init__(self, config_key: str, default: float, eager: bool = True, **kwargs):
+    def __init__(self, config_key: str, default: float, **kwargs):
         self.config_key = config_key
         self.default = default
-        super().__init__(interval=default, eager=eager, **kwargs)
+        super().__init__(interval=default, eager=True, **kwargs)
 
     def setup(self):
         super().setup()

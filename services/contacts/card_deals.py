@@ -28,18 +28,9 @@ _OPEN_OF_CARD = (
 
 
 def record_deals(conn, deals: list[dict]) -> None:
-    """Keep each deal (a loaded ``DealSchema``), unless a newer version of it is kept
-    already."""
-    rows = {}
-    for deal in deals:
-        newest = rows.get(deal["id"])
-        if newest is None or newest["version"] < deal["version"]:
-            rows[deal["id"]] = {
-                "deal_id": deal["id"], "contact_id": deal["contact_id"], "status": deal["status"],
-                "version": deal["version"], "updated_at": deal["updated_at"],
-                **{key: deal.get(key) for key in BRIEF},
-                "amount": None if deal.get("amount") is None else str(deal["amount"])}
-    if not rows:
+    """Keep each deal (loaded ``DealSchema``s, each deal once), unless a newer version of it
+    is kept already."""
+    if not deals:
         return
     dialect = postgresql if is_postgres(conn) else sqlite
     stmt = dialect.insert(card_deals)
@@ -47,7 +38,11 @@ def record_deals(conn, deals: list[dict]) -> None:
         index_elements=[card_deals.c.deal_id],
         set_={c.name: stmt.excluded[c.name] for c in card_deals.columns if c.name != "deal_id"},
         where=card_deals.c.version < stmt.excluded.version)
-    conn.execute(stmt, sorted(rows.values(), key=lambda row: row["deal_id"]))
+    conn.execute(stmt, [{
+        "deal_id": deal["id"], "contact_id": deal["contact_id"], "status": deal["status"],
+        "version": deal["version"], "updated_at": deal["updated_at"],
+        **{key: deal.get(key) for key in BRIEF},
+        "amount": None if deal.get("amount") is None else str(deal["amount"])} for deal in deals])
 
 
 def open_deals(conn, contact_id: str, limit: int) -> list[dict]:
@@ -82,4 +77,3 @@ def backfill(db, fetch_page) -> int:
         if page["next_after"] is None:
             return copied
         after_id = page["next_after"]
-

@@ -128,12 +128,11 @@ class ContactsService:
         with self.db.transaction() as tx:
             card_deals.record_deals(tx.conn, [event["deal"]])
 
-    # Not at start: the reply of an RPC sent while the container starts may find no queue.
-    @timer("CARD_DEALS_BACKFILL_CHECK_SECONDS", default=60.0, eager=False)
+    @timer("CARD_DEALS_BACKFILL_CHECK_SECONDS", default=60.0)
     def backfill_card_deals(self):
         """Once, on a database that had cards before it kept their deals (an upgrade): copy
-        the open deals from the deals service, a tick after the start. Retried on the next
-        tick while it is down."""
+        the open deals from the deals service, at start. Retried on the next tick while it
+        does not answer."""
         with self.db.connect() as conn:
             if card_deals.backfilled(conn):
                 return

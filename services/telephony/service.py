@@ -75,6 +75,7 @@ class TelephonyService:
         # create the card: asked again, a new caller would show as known).
         looked_up: dict[str, dict] = {}
         popups, rest = logic.popups_first(batch, rows)
+        existing = frozenset(rows)
         for part in (popups, rest):
             if not part:
                 continue
@@ -88,7 +89,7 @@ class TelephonyService:
                         fresh.discard(logic.signal_key(signal))  # twice in one batch: once
                         items.append(folding.Item(signal, caller, request_id))
                 folding.fold_signals(tx, items, region=region(self.config),
-                                     ext_managers=ext_managers, existing=frozenset(rows))
+                                     ext_managers=ext_managers, existing=existing)
 
     def _callers(self, pairs, looked_up: dict) -> list[dict | None]:
         """For each (signal, its call's row before the batch): the client's card summary when

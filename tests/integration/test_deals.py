@@ -220,7 +220,7 @@ def test_an_upgraded_hub_copies_the_open_deals_from_before_for_the_popup(
     The deals' own events were published long ago (none is waiting), so only the copy can."""
     fresh_schema(pg_url, "contacts")
     fresh_schema(pg_url, "deals")
-    config = hub_config(amqp_uri, tmp_path, pg_url, CARD_DEALS_BACKFILL_CHECK_SECONDS=0.5)
+    config = hub_config(amqp_uri, tmp_path, pg_url)
     upgrade(config, "contacts", "0001")
     cards = ServiceDatabase(make_engine(config, "contacts"), contacts_metadata, "contacts")
     with cards.transaction() as tx:

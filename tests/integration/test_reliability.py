@@ -10,6 +10,7 @@ import eventlet
 import pytest
 import sqlalchemy as sa
 import yaml
+from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_waiter
 
 from crmhub.contracts.base import new_event
@@ -20,6 +21,8 @@ from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
 from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.messaging import OutgoingMessage, get_publisher
 from crmhub.runtime.migrate import upgrade
+from crmhub.runtime.rpc import RpcProxy
+from crmhub.runtime.timer import timer
 from crmhub.runtime.topology import dead_letter_queue_name, declare_topology, handler_queue_name
 from crmhub.services.contacts import logic
 from crmhub.services.contacts.service import ContactsService
@@ -307,3 +310,40 @@ def test_a_batch_of_publishes_arrives_whole_and_in_order(amqp_uri):
         assert [m.delivery_info["routing_key"] for m in received] == [f"thing.{i}" for i in range(60)]
     finally:
         conn.collect()
+
+
+class EchoService:
+    name = "echo"
+
+    @rpc
+    def echo(self, value):
+        return value
+
+
+class AskingAtStartService:
+    """Asks another service from a timer that fires as the container starts."""
+
+    name = "asking_at_start"
+    echo = RpcProxy("echo")
+    answers: list = []
+
+    @timer("ASK_EVERY_SECONDS", default=60.0)
+    def ask(self):
+        self.answers.append(self.echo.echo("pong"))
+
+
+def test_an_rpc_sent_while_its_container_starts_gets_its_answer(
+        amqp_uri, tmp_path, container_factory):
+    """The answer's queue is consumed before the request leaves: an eager timer's call (a
+    backfill, a tick that was due while the service was down) is answered at once, not after
+    RPC_TIMEOUT_SECONDS with Unavailable."""
+    config = {"AMQP_URI": amqp_uri, "DATA_DIR": str(tmp_path), "RPC_TIMEOUT_SECONDS": 3}
+    container_factory(EchoService, config).start()
+    for attempt in range(3):
+        AskingAtStartService.answers = []
+        container = container_factory(AskingAtStartService, config)
+        container.start()
+        wait_for(lambda: AskingAtStartService.answers, timeout=2.5,
+                 message=f"start {attempt}: the answer")
+        assert AskingAtStartService.answers == ["pong"]
+        container.stop()

@@ -18,6 +18,3 @@ def test_a_payload_reads_back_as_written(payload):
     assert json.loads(text) == payload
     assert read_json(text.decode()) == payload
 
-
-def test_number_keys_are_written_as_text_like_the_standard_encoder():
-    assert json.loads(write_json({1: "a", 2: {3: "b"}})) == {"1": "a", "2": {"3": "b"}}
