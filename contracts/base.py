@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import uuid
+import random
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -51,8 +51,16 @@ def load_input(schema: type[Schema], payload) -> dict:
         raise InvalidInput("invalid input", exc.messages) from None
 
 
+def new_hex_id() -> str:
+    """32 random hex characters: an id that must be unique but need not be secret (an
+    event's, a message's, a request's, a row's). ``uuid4`` asks the kernel for each one
+    (2 us against 0.3 us here), and a busy service makes several per message; ``random`` is
+    seeded from the kernel when the process starts, and again in a forked child."""
+    return f"{random.getrandbits(128):032x}"
+
+
 def new_event(schema: type[EventSchema], **body) -> dict:
     """Build and dump an event of ``schema`` with a fresh id and timestamp."""
-    body.setdefault("event_id", uuid.uuid4().hex)
+    body.setdefault("event_id", new_hex_id())
     body.setdefault("occurred_at", dt.datetime.now(dt.timezone.utc))
     return instance(schema).dump(body)

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 
+from crmhub.contracts.base import new_hex_id
 from crmhub.runtime.config import data_dir
-from crmhub.runtime.jsontext import read_json, write_json
+from crmhub.runtime.jsontext import read_json, write_json, write_json_text
 from crmhub.runtime.metrics import INBOX_DUPLICATES
 
 log = structlog.get_logger(__name__)
@@ -40,7 +40,7 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 def new_id() -> str:
     """A new row id: 32 hex characters."""
-    return uuid.uuid4().hex
+    return new_hex_id()
 
 
 def reliability_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
@@ -102,7 +102,8 @@ def make_engine(config: dict, service: str) -> sa.Engine:
         # One connection: SQLite has one writer, and a greenthread waiting on the pool yields
         # to the others, whereas one waiting on SQLite's lock would block the hub.
         engine = sa.create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
-                                  connect_args={"check_same_thread": False, "timeout": 30})
+                                  connect_args={"check_same_thread": False, "timeout": 30},
+                                  json_serializer=write_json_text, json_deserializer=read_json)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -123,6 +124,7 @@ def make_engine(config: dict, service: str) -> sa.Engine:
         max_overflow=int(config.get("DB_MAX_OVERFLOW", 10)),
         connect_args={"options": f"-csearch_path={service},public",
                       "application_name": f"crmhub-{service}"},
+        json_serializer=write_json_text,
         json_deserializer=read_json,
     )
     _ping_when_idle(engine, float(config.get("DB_PING_AFTER_IDLE_S", 5)))

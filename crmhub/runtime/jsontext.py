@@ -8,12 +8,14 @@ import orjson
 
 # A run of 19 digits may be an integer beyond 64 bits, which orjson reads as a float.
 _LONG_NUMBER = re.compile(r"\d{19}")
+_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
 
 
-def read_json(text: str):
-    """Parse JSON text; a text holding a number that could lose digits goes to the standard
-    parser."""
-    if _LONG_NUMBER.search(text):
+def read_json(text: str | bytes):
+    """Parse JSON text (or its UTF-8 bytes); a text holding a number that could lose digits
+    goes to the standard parser."""
+    pattern = _LONG_NUMBER_BYTES if isinstance(text, bytes) else _LONG_NUMBER
+    if pattern.search(text):
         return json.loads(text)
     return orjson.loads(text)
 
@@ -25,3 +27,9 @@ def write_json(value) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def write_json_text(value) -> str:
+    """``write_json`` as text (SQLAlchemy's JSON columns)."""
+    return write_json(value).decode()
+

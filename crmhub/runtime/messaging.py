@@ -13,18 +13,19 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
 import amqp
 import eventlet
+import orjson
 import structlog
 from eventlet.event import Event
 from eventlet.queue import LightQueue
 
-from crmhub.runtime.jsontext import write_json
+from crmhub.contracts.base import new_hex_id
+from crmhub.runtime.jsontext import read_json, write_json
 
 log = structlog.get_logger(__name__)
 
@@ -32,18 +33,26 @@ HEADER_PREFIX = "nameko"
 
 
 def reuse_json_decoder() -> None:
-    """Decode JSON messages with one decoder object. kombu's ``loads`` passes an object hook
-    to ``json.loads``, which then builds a new decoder for every message: a twentieth of a
-    busy consumer's time. Same hook (kombu's typed values), same result."""
+    """Decode JSON messages with orjson where the result is the same: kombu's ``loads``
+    builds a standard decoder for every message (a twentieth of a busy consumer's time), and
+    orjson reads the text at a fraction of that decoder's cost. Kombu's typed values
+    (``__type__``), numbers orjson would round and text it refuses (``NaN``) take the standard
+    decoder with kombu's object hook."""
     from kombu.serialization import registry
     from kombu.utils import json as kombu_json
 
     decoder = json.JSONDecoder(object_hook=kombu_json.object_hook)
 
     def decode(data):
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            data = bytes(data).decode("utf-8")
-        return decoder.decode(data)
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        typed = (b'"__type__"' if isinstance(data, bytes) else '"__type__"') in data
+        if not typed:
+            try:
+                return read_json(data)
+            except orjson.JSONDecodeError:
+                pass  # NaN, Infinity: the standard decoder reads them
+        return decoder.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
 
     registry.register("json", kombu_json.dumps, decode, content_type="application/json",
                       content_encoding="utf-8")
@@ -83,7 +92,7 @@ class OutgoingMessage:
     body: bytes
     headers: dict = field(default_factory=dict)
     mandatory: bool = True
-    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    message_id: str = field(default_factory=new_hex_id)
     done: Event = field(default_factory=Event)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import uuid
 from functools import partial
 
 import structlog
@@ -16,6 +15,7 @@ from nameko.web.server import WebServer
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
+from crmhub.contracts.base import new_hex_id
 from crmhub.contracts.errors import CrmhubError, InvalidInput
 from crmhub.plugins.api import WebhookError
 from crmhub.runtime.messaging import PublishError
@@ -62,7 +62,7 @@ def json_body(request) -> dict:
 
 def _request_id(request) -> str:
     given = (request.headers.get(REQUEST_ID_HEADER) or "").strip()
-    return given[:100] if given and given.isprintable() else uuid.uuid4().hex
+    return given[:100] if given and given.isprintable() else new_hex_id()
 
 
 class NoDelayWebServer(WebServer):

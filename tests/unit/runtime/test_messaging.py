@@ -1,8 +1,10 @@
 """The JSON decoder crmhub puts into kombu's registry decodes exactly as kombu's own."""
 import datetime as dt
 import decimal
+import json
 import uuid
 
+import pytest
 from kombu.serialization import dumps, loads
 from kombu.utils import json as kombu_json
 
@@ -18,3 +20,17 @@ def test_reused_decoder_gives_kombus_result_for_plain_and_typed_values():
     reuse_json_decoder()
     for wire in (data, data.encode(), bytearray(data.encode()), memoryview(data.encode())):
         assert loads(wire, content_type, encoding) == expected == body
+
+
+@pytest.mark.parametrize("text", [
+    '{"deal": {"amount": "1500.00", "stage": 3, "tags": ["vip"]}, "note": "Анна ☎"}',
+    '{"inn": 12345678901234567890123, "big": -99999999999999999999}',  # beyond 64 bits
+    '{"ratio": NaN, "top": Infinity}',  # the standard decoder reads these, orjson refuses
+    '{"value": {"__type__": "custom", "x": 1}, "escaped": "\\ud83d\\ude00"}',
+])
+def test_reused_decoder_gives_kombus_result_for_every_wire_text(text):
+    expected = kombu_json.loads(text)
+    reuse_json_decoder()
+    for wire in (text, text.encode()):
+        decoded = loads(wire, "application/json", "utf-8")
+        assert json.dumps(decoded, sort_keys=True) == json.dumps(expected, sort_keys=True)
