@@ -2,20 +2,26 @@
 change a value: the standard encoder and parser were a sixth of a busy service's CPU (the
 gateway's publishes, every outbox row, the reporting journal)."""
 import json
-import re
 
 import orjson
 
-# A run of 19 digits may be an integer beyond 64 bits, which orjson reads as a float.
-_LONG_NUMBER = re.compile(r"\d{19}")
-_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+# A run of 19 digits may be an integer beyond 64 bits, which orjson reads as a float. Found by
+# mapping every digit to "0" and anything else to " ": 1 us for a 1 KB event, where the
+# regular expression \d{19} took 16 (more than parsing the text).
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def _has_long_number(text: str | bytes) -> bool:
+    if isinstance(text, str):
+        text = text.encode("utf-8", "surrogatepass")
+    return _LONG_RUN in text.translate(_DIGITS_AS_ZEROS)
 
 
 def read_json(text: str | bytes):
     """Parse JSON text (or its UTF-8 bytes); a text holding a number that could lose digits
     goes to the standard parser."""
-    pattern = _LONG_NUMBER_BYTES if isinstance(text, bytes) else _LONG_NUMBER
-    if pattern.search(text):
+    if _has_long_number(text):
         return json.loads(text)
     return orjson.loads(text)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 from functools import partial
 
@@ -75,6 +76,13 @@ class NoDelayWebServer(WebServer):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().process_request(sock, address)
+
+    def get_wsgi_server(self, sock, wsgi_app, **kwargs):
+        server = super().get_wsgi_server(sock, wsgi_app, **kwargs)
+        # eventlet formats an access line per request before the logger drops it (nameko's
+        # loggers log warnings only, unless LOG_LEVEL is DEBUG): format it only if it shows.
+        server.log_output = server.log.isEnabledFor(logging.INFO)
+        return server
 
 
 class JsonHttpHandler(HttpRequestHandler):
