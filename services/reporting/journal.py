@@ -78,6 +78,16 @@ def truncate_projections(conn) -> None:
             conn.execute(table.delete())
 
 
+def analyze_projections(db) -> None:
+    """Refresh PostgreSQL's statistics of the rebuilt tables. Until autovacuum gets to them,
+    the planner judges them by the statistics from before the rebuild (none on a new hub):
+    over 100,000 rebuilt deals, a funnel report cut to a period took 24-30 ms before the
+    ANALYZE and 15-21 ms after it, which itself took well under a second."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in projections.projection_tables():
+            conn.execute(sa.text(f'ANALYZE "{table.name}"'))
+
+
 def rebuild(db, chunk: int = 20000, progress=None, workers: int | None = None) -> dict:
     """Empty every projection and replay the whole journal; returns counts and seconds.
 
@@ -103,6 +113,8 @@ def rebuild(db, chunk: int = 20000, progress=None, workers: int | None = None) -
         url = db.engine.url.render_as_string(hide_password=False)
         replayed = parallel.replay(url, [[projections.module_name(m) for m in g] for g in groups],
                                    chunk, progress)
+    if is_postgres(db.engine):
+        analyze_projections(db)
     seconds = round(time.monotonic() - started, 3)
     log.info("projections rebuilt", events=replayed, seconds=seconds, workers=len(groups))
     return {"events": replayed, "seconds": seconds, "workers": len(groups)}
