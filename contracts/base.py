@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import random
+import os
+import threading
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -51,12 +52,34 @@ def load_input(schema: type[Schema], payload) -> dict:
         raise InvalidInput("invalid input", exc.messages) from None
 
 
-def new_hex_id() -> str:
-    """32 random hex characters: an id that must be unique but need not be secret (an
-    event's, a message's, a request's, a row's). ``uuid4`` asks the kernel for each one
-    (2 us against 0.3 us here), and a busy service makes several per message; ``random`` is
-    seeded from the kernel when the process starts, and again in a forked child."""
-    return f"{random.getrandbits(128):032x}"
+class _RandomHex:
+    """Ids cut from kernel randomness fetched 256 ids at a time: ``uuid4`` makes a system call
+    for every id (2 us; a busy service makes several per message), a slice of the pool costs
+    0.3 us, and the ids stay as unguessable as ``uuid4``'s (an email's id travels in its
+    Message-ID, which a bounce is matched by). A forked child starts a pool of its own."""
+
+    ID_CHARS = 32
+    POOL_BYTES = 4096
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self):
+        self._pool, self._at = "", 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._at >= len(self._pool):
+                self._pool, self._at = os.urandom(self.POOL_BYTES).hex(), 0
+            at = self._at
+            self._at += self.ID_CHARS
+            return self._pool[at:at + self.ID_CHARS]
+
+
+# new_hex_id() -> 32 random hex characters: a new id (an event's, a message's, a row's).
+new_hex_id = _RandomHex()
 
 
 def new_event(schema: type[EventSchema], **body) -> dict:

@@ -1,4 +1,4 @@
-"""Event, message and row ids: unique without asking the kernel each time, also across a
+"""Event, message and row ids: cut from a pool of kernel randomness, unique also across a
 fork (a forked worker repeating its parent's ids would have its events dropped as
 duplicates)."""
 import os
