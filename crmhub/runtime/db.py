@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from crmhub.contracts.base import new_hex_id
 from crmhub.runtime.config import data_dir
-from crmhub.runtime.jsontext import read_json, write_json, write_json_text
+from crmhub.runtime.jsontext import read_json, write_json_text
 from crmhub.runtime.metrics import INBOX_DUPLICATES
 
 log = structlog.get_logger(__name__)
@@ -38,9 +38,7 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def new_id() -> str:
-    """A new row id: 32 hex characters."""
-    return new_hex_id()
+new_id = new_hex_id  # a new row id: 32 hex characters
 
 
 def reliability_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
@@ -221,8 +219,8 @@ class Transaction:
         the requests of many messages."""
         request_id = request_id or self.request_id
         context = {**self._db.context, "request_id": request_id} if request_id else self._db.context
-        self._events.append({"event_type": event_type, "payload": write_json(payload).decode(),
-                             "headers": write_json(context).decode(), "created_at": utcnow()})
+        self._events.append({"event_type": event_type, "payload": write_json_text(payload),
+                             "headers": write_json_text(context), "created_at": utcnow()})
         self.emitted += 1
 
     def flush_events(self) -> None:

@@ -12,18 +12,13 @@ _DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256)
 _LONG_RUN = b"0" * 19
 
 
-def _has_long_number(text: str | bytes) -> bool:
-    if isinstance(text, str):
-        text = text.encode("utf-8", "surrogatepass")
-    return _LONG_RUN in text.translate(_DIGITS_AS_ZEROS)
-
-
 def read_json(text: str | bytes):
     """Parse JSON text (or its UTF-8 bytes); a text holding a number that could lose digits
     goes to the standard parser."""
-    if _has_long_number(text):
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _LONG_RUN in raw.translate(_DIGITS_AS_ZEROS):
         return json.loads(text)
-    return orjson.loads(text)
+    return orjson.loads(raw)
 
 
 def write_json(value) -> bytes:

@@ -154,8 +154,8 @@ def _locked_states(tx, items: list[Item], clients, existing=frozenset()
     under load)."""
     pairs = list(dict.fromkeys((i.signal["provider"], i.signal["call_key"]) for i in items))
     key = sa.tuple_(calls.c.provider, calls.c.call_key)
-    unsure = [pair for pair in pairs if pair not in existing]
-    known = set(pairs) - set(unsure)
+    known = set(pairs) & existing
+    unsure = [pair for pair in pairs if pair not in known]
     if unsure:
         known |= {(r.provider, r.call_key) for r in tx.execute(
             sa.select(calls.c.provider, calls.c.call_key).where(key.in_(unsure)))}
