@@ -2,17 +2,19 @@
 
 Cards are bulk-loaded with COPY (this measures lookups, not loading), then looked up with
 the number written the ways people and providers write it: in the contacts service's own
-query path, and through the REST API of a running hub.
+query path, and through the REST API of a running hub. The API is asked over one keep-alive
+``http.client`` connection: ``requests`` alone spent 0.7 ms of CPU a call on this machine
+(by psutil), on the two cores the hub runs on, a fifth of what was measured.
 """
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import random
 import time
 from pathlib import Path
-
-import requests
+from urllib.parse import urlencode
 
 from bench.common import API_KEY, database, hub_config, summary_ms, vhost
 from crmhub.runtime.db import make_engine
@@ -85,17 +87,25 @@ def run(workdir: Path, count: int = 1_000_000, lookups: int = 2000, api_lookups:
                 substring.append(time.perf_counter() - t)
         hub = HubProcess(workdir, "lookup-hub", config, services=["gateway", "contacts"]).wait_healthy()
         try:
-            session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {API_KEY}"
-            base = f"http://{config['WEB_SERVER_ADDRESS']}/api/v1/contacts"
-            session.get(base, params={"phone": as_written(1)}, timeout=10)  # warm-up
+            host, port = config["WEB_SERVER_ADDRESS"].rsplit(":", 1)
+            api = http.client.HTTPConnection(host, int(port), timeout=10)
+            headers = {"Authorization": f"Bearer {API_KEY}"}
+
+            def lookup(i):
+                api.request("GET", "/api/v1/contacts?" + urlencode({"phone": as_written(i)}),
+                            headers=headers)
+                resp = api.getresponse()
+                return resp.status, resp.read()
+
+            lookup(1)  # warm-up
             via_api = []
             for _ in range(api_lookups):
                 i = random.randrange(count)
                 t = time.perf_counter()
-                resp = session.get(base, params={"phone": as_written(i)}, timeout=10)
+                status, body = lookup(i)
                 via_api.append(time.perf_counter() - t)
-                assert resp.status_code == 200 and json.loads(resp.text)["total"] == 1
+                assert status == 200 and json.loads(body)["total"] == 1
+            api.close()
         finally:
             hub.stop()
             engine.dispose()

@@ -29,8 +29,10 @@ def amqp_uri():
     vhost = make_vhost()
     yield f"{AMQP_BASE}/{vhost}"
     from crmhub.runtime.messaging import close_publishers
+    from crmhub.runtime.rpc import close_unconfirmed_channels
 
     close_publishers()
+    close_unconfirmed_channels()
     drop_vhost(vhost)
 
 

@@ -8,10 +8,11 @@ import uuid
 
 import eventlet
 import pytest
+import requests
 import sqlalchemy as sa
 import yaml
 from nameko.rpc import rpc
-from nameko.testing.services import entrypoint_waiter
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from crmhub.contracts.base import new_event
 from crmhub.contracts.contacts import ContactCreatedSchema
@@ -21,12 +22,12 @@ from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
 from crmhub.runtime.handlers import batch_handler, reliable_handler
 from crmhub.runtime.messaging import OutgoingMessage, get_publisher
 from crmhub.runtime.migrate import upgrade
-from crmhub.runtime.rpc import RpcProxy
+from crmhub.runtime.rpc import CONNECTION_NAME, RpcProxy
 from crmhub.runtime.timer import timer
 from crmhub.runtime.topology import dead_letter_queue_name, declare_topology, handler_queue_name
 from crmhub.services.contacts import logic
 from crmhub.services.contacts.service import ContactsService
-from support import REPO, observed, queue_depth, wait_for
+from support import RABBIT_API, RABBIT_AUTH, REPO, observed, queue_depth, wait_for
 
 pytestmark = pytest.mark.rabbit
 
@@ -347,3 +348,42 @@ def test_an_rpc_sent_while_its_container_starts_gets_its_answer(
                  message=f"start {attempt}: the answer")
         assert AskingAtStartService.answers == ["pong"]
         container.stop()
+
+
+class AskingService:
+    name = "asking"
+    echo = RpcProxy("echo")
+
+    @rpc
+    def ask(self, value):
+        return self.echo.echo(value)
+
+
+def close_rpc_publisher_connections(amqp_uri) -> int:
+    vhost = amqp_uri.rsplit("/", 1)[1]
+    names = [c["name"] for c in requests.get(f"{RABBIT_API}/connections", auth=RABBIT_AUTH,
+                                             timeout=10).json()
+             if c.get("vhost") == vhost
+             and c.get("client_properties", {}).get("connection_name") == CONNECTION_NAME]
+    for name in names:
+        requests.delete(f"{RABBIT_API}/connections/{requests.utils.quote(name, safe='')}",
+                        auth=RABBIT_AUTH, timeout=10).raise_for_status()
+    return len(names)
+
+
+def test_an_rpc_after_the_broker_closed_the_publishing_connection_gets_its_answer(
+        amqp_uri, tmp_path, container_factory):
+    """RPC requests and replies go unconfirmed on one connection per process: when the broker
+    closes it (a restart, an operator), the next call opens a new one rather than writing
+    into the closed one and waiting out its timeout."""
+    config = {"AMQP_URI": amqp_uri, "DATA_DIR": str(tmp_path), "RPC_TIMEOUT_SECONDS": 3}
+    container_factory(EchoService, config).start()
+    asking = container_factory(AskingService, config)
+    asking.start()
+    with entrypoint_hook(asking, "ask") as ask:
+        assert ask("first") == "first"
+    wait_for(lambda: close_rpc_publisher_connections(amqp_uri) > 0, timeout=10,
+             message="the management API lists the publisher's connection")
+    eventlet.sleep(0.5)  # the broker's close reaches the socket
+    with entrypoint_hook(asking, "ask") as ask:
+        assert ask("second") == "second"
