@@ -1,21 +1,63 @@
 """Base schemas: strict contracts and the event envelope."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import os
 import threading
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing, validate
 
 from crmhub.contracts.errors import InvalidInput
 
 
 class Contract(Schema):
-    """Internal contracts refuse unknown fields."""
+    """Internal contracts refuse unknown fields.
+
+    A load takes a short path first: each field deserialized in turn, with none of the error
+    bookkeeping marshmallow does per field (a closure, a try block and a nested-key setter
+    for each of the 50-odd fields of a deal event: 40 % of its load). At the first error, an
+    unknown key or anything unusual (``many``, ``partial``, input that is not a plain dict),
+    marshmallow's own path runs from the start, so the errors are exactly its own. The
+    hooks (``@validates``, ``@validates_schema``, ``@post_load``) run as always: only
+    ``_deserialize`` is shortened."""
 
     class Meta:
         unknown = RAISE
+
+    def _deserialize(self, data, *, error_store, many=False, partial=None, unknown=RAISE,
+                     index=None):
+        plan = self.__dict__.get("_load_plan") or self._make_load_plan()
+        if (not many and (partial is None or partial is False) and type(data) is dict
+                and plan.fields is not None and unknown in (RAISE, EXCLUDE)
+                and (unknown == EXCLUDE or data.keys() <= plan.keys)):
+            kwargs = {} if partial is None else {"partial": partial}
+            loaded = self.dict_class()
+            try:
+                for key, data_key, deserialize in plan.fields:
+                    value = deserialize(data.get(data_key, missing), data_key, data, **kwargs)
+                    if value is not missing:
+                        loaded[key] = value
+            except ValidationError:
+                pass
+            else:
+                return loaded
+        return super()._deserialize(data, error_store=error_store, many=many, partial=partial,
+                                    unknown=unknown, index=index)
+
+    def _make_load_plan(self) -> "_LoadPlan":
+        steps, keys = [], set()
+        for name, field in self.load_fields.items():
+            data_key = field.data_key if field.data_key is not None else name
+            key = field.attribute or name
+            keys.add(data_key)
+            steps.append((key, data_key, field.deserialize))
+        # A dotted attribute is set as a nested key by marshmallow: left to its own path.
+        dotted = any("." in key for key, _, _ in steps)
+        plan = _LoadPlan(None if dotted else tuple(steps), frozenset(keys))
+        self.__dict__["_load_plan"] = plan
+        return plan
 
     def get_attribute(self, obj, attr, default):
         # A dict without a key named like a dict method ("items") would hand that method to
@@ -23,6 +65,12 @@ class Contract(Schema):
         if isinstance(obj, dict):
             return obj.get(attr, default)
         return super().get_attribute(obj, attr, default)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LoadPlan:
+    fields: tuple | None  # (result key, data key, the field's deserialize) in field order
+    keys: frozenset       # the data keys a load knows
 
 
 class EventSchema(Contract):

@@ -53,7 +53,9 @@ def ingest(tx, event_type: str, payloads: list[dict]) -> int:
     were new. Raises ValidationError for a payload breaking its contract."""
     loaded = {}
     for payload in payloads:
-        loaded.setdefault(event_key(event_type, payload), (payload, load_event(event_type, payload)))
+        key = event_key(event_type, payload)
+        if key not in loaded:  # a redelivery in the same batch is not loaded twice
+            loaded[key] = (payload, load_event(event_type, payload))
     if not loaded:
         return 0
     now = utcnow()

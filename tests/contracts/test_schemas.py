@@ -188,3 +188,65 @@ def test_rpc_payload_names_its_missing_required_fields(key, part):
         rpc_schema(key, part).load({})
     expected = required_fields(getattr(rpc.CATALOG[key], part))
     assert sorted(info.value.messages) == expected
+
+
+# -- the short load path gives marshmallow's own results ------------------------------------
+
+def marshmallow_load(schema, payload):
+    """``schema.load`` through marshmallow's own per-field path only (what a contract's load
+    falls back to): the reference the short path must match."""
+    from marshmallow import Schema
+
+    from crmhub.contracts.base import Contract
+
+    original = Contract._deserialize
+    Contract._deserialize = Schema._deserialize
+    try:
+        return schema.load(payload)
+    finally:
+        Contract._deserialize = original
+
+
+def outcome(load, schema, payload):
+    try:
+        return "loaded", load(schema, payload)
+    except ValidationError as exc:
+        return "refused", exc.messages
+
+
+def variants(payload: dict):
+    """The payload, and versions of it broken or bent the ways senders do."""
+    yield payload
+    for key, value in payload.items():
+        rest = {k: v for k, v in payload.items() if k != key}
+        yield rest                                      # a field missing
+        yield {**payload, key: None}                    # null
+        yield {**payload, key: 12345}                   # a number where text may be
+        yield {**payload, key: "text"}                  # text where a number may be
+        yield {**payload, key: [value]}                 # wrapped in a list
+        if isinstance(value, dict) and value:
+            yield {**payload, key: {**value, "surprise": 1}}
+            inner = next(iter(value))
+            yield {**payload, key: {k: v for k, v in value.items() if k != inner}}
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            yield {**payload, key: [{**value[0], "surprise": 1}, *value[1:]]}
+    yield {**payload, "surprise": 1}
+
+
+@pytest.mark.parametrize("name", EVENTS)
+def test_an_event_loads_as_marshmallow_alone_would_load_it(name, event_example):
+    """Valid or not, every variant of every event gets the same result or the same error
+    messages from a contract's short load path as from marshmallow's own."""
+    schema = instance(events.CATALOG[name].schema)
+    for payload in variants(event_example(name)):
+        assert outcome(lambda s, p: s.load(p), schema, payload) == \
+            outcome(marshmallow_load, schema, payload), payload
+
+
+@pytest.mark.parametrize("key, part", RPC_PARTS)
+def test_an_rpc_payload_loads_as_marshmallow_alone_would_load_it(key, part, rpc_example):
+    schema = rpc_schema(key, part)
+    example = rpc_example(key, part)
+    for payload in variants(example) if isinstance(example, dict) else [example]:
+        assert outcome(lambda s, p: s.load(p), schema, payload) == \
+            outcome(marshmallow_load, schema, payload), payload
