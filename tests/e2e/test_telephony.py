@@ -212,6 +212,9 @@ def test_click_to_call_rings_the_operator_then_the_client_and_pbx_errors_are_rea
     garbage = requests.post(f"{hub.base_url}/api/v1/calls", headers=OPERATOR, timeout=10,
                             json={"number": "sip:someone@example.com"})
     assert garbage.status_code == 400 and "not a phone number" in garbage.json()["message"]
+    nobody = requests.post(f"{hub.base_url}/api/v1/calls", headers=OPERATOR, timeout=10,
+                           json={"contact_id": "c-nobody"})
+    assert nobody.status_code == 400 and "no client card" in nobody.json()["message"]
 
 
 def test_the_pbx_simulator_plays_each_providers_scenarios_against_a_running_hub(
