@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -243,20 +244,37 @@ def _one_write(transport):
         send(b"".join(frames))
 
 
-_publishers: dict[str, ConfirmingPublisher] = {}
-_publishers_lock = threading.Lock()
+class PerBroker:
+    """One ``make(amqp_uri)`` object per AMQP URI in this process, made on first use (each
+    holds a connection). A forked child starts with none: it must not write on its parent's
+    socket."""
+
+    def __init__(self, make):
+        self._make = make
+        self._objects: dict = {}
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._objects.clear)
+
+    def get(self, amqp_uri: str):
+        with self._lock:
+            if amqp_uri not in self._objects:
+                self._objects[amqp_uri] = self._make(amqp_uri)
+            return self._objects[amqp_uri]
+
+    def close_all(self) -> None:
+        with self._lock:
+            for obj in self._objects.values():
+                obj.close()
+            self._objects.clear()
+
+
+_publishers = PerBroker(ConfirmingPublisher)
 
 
 def get_publisher(amqp_uri: str) -> ConfirmingPublisher:
     """The process-wide publisher for an AMQP URI."""
-    with _publishers_lock:
-        if amqp_uri not in _publishers:
-            _publishers[amqp_uri] = ConfirmingPublisher(amqp_uri)
-        return _publishers[amqp_uri]
+    return _publishers.get(amqp_uri)
 
 
 def close_publishers():
-    with _publishers_lock:
-        for publisher in _publishers.values():
-            publisher.close()
-        _publishers.clear()
+    _publishers.close_all()

@@ -14,7 +14,6 @@ A call whose answer does not come within ``RPC_TIMEOUT_SECONDS`` (the service is
 or stuck) raises ``Unavailable``: the gateway answers 503, an event handler is retried later,
 and neither holds a worker forever.
 """
-import os
 import threading
 import warnings
 
@@ -26,7 +25,7 @@ from nameko import rpc as nameko_rpc
 from nameko.amqp.publish import Publisher
 
 from crmhub.contracts.errors import Unavailable
-from crmhub.runtime.messaging import connection_params
+from crmhub.runtime.messaging import PerBroker, connection_params
 
 DEFAULT_TIMEOUT_SECONDS = 30
 # How the connection shows in RabbitMQ's management UI (and how a test finds it).
@@ -86,26 +85,9 @@ class UnconfirmedChannel:
                 pass
 
 
-_channels: dict[str, UnconfirmedChannel] = {}
-_channels_lock = threading.Lock()
-
-
-def unconfirmed_channel(amqp_uri: str) -> UnconfirmedChannel:
-    with _channels_lock:
-        if amqp_uri not in _channels:
-            _channels[amqp_uri] = UnconfirmedChannel(amqp_uri)
-        return _channels[amqp_uri]
-
-
-def close_unconfirmed_channels() -> None:
-    with _channels_lock:
-        for channel in _channels.values():
-            channel.close()
-        _channels.clear()
-
-
-# A forked child must not write on its parent's socket.
-os.register_at_fork(after_in_child=_channels.clear)
+_channels = PerBroker(UnconfirmedChannel)
+unconfirmed_channel = _channels.get
+close_unconfirmed_channels = _channels.close_all
 
 
 class UnconfirmedPublisher(Publisher):

@@ -2,13 +2,14 @@
 import datetime as dt
 import decimal
 import json
+import os
 import uuid
 
 import pytest
 from kombu.serialization import dumps, loads
 from kombu.utils import json as kombu_json
 
-from crmhub.runtime.messaging import reuse_json_decoder
+from crmhub.runtime.messaging import PerBroker, reuse_json_decoder
 
 
 def test_reused_decoder_gives_kombus_result_for_plain_and_typed_values():
@@ -34,3 +35,25 @@ def test_reused_decoder_gives_kombus_result_for_every_wire_text(text):
     for wire in (text, text.encode()):
         decoded = loads(wire, "application/json", "utf-8")
         assert json.dumps(decoded, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+# The child only looks its publisher up and exits: eventlet's warning about forking does not
+# apply.
+@pytest.mark.filterwarnings("ignore:Using fork")
+def test_a_forked_child_does_not_publish_on_its_parents_connection():
+    """A process forked after publishing (an import worker, a rebuild worker) gets publishers
+    of its own: two processes writing on one socket interleave their frames."""
+    made = []
+    per_broker = PerBroker(lambda uri: made.append(uri) or object())
+    parents = per_broker.get("amqp://broker/vhost")
+    assert per_broker.get("amqp://broker/vhost") is parents
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        childs = per_broker.get("amqp://broker/vhost")
+        os.write(write_end, b"own" if childs is not parents else b"shared")
+        os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 16)
+    os.waitpid(pid, 0)
+    assert answer == b"own"
