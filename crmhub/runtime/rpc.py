@@ -29,7 +29,7 @@ from crmhub.runtime.messaging import PerBroker, connection_params
 
 DEFAULT_TIMEOUT_SECONDS = 30
 # How the connection shows in RabbitMQ's management UI (and how a test finds it).
-CONNECTION_NAME = "crmhub rpc publisher"
+CONNECTION_NAME = "crmhub-rpc-publisher"
 
 
 class UnconfirmedChannel:
