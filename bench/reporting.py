@@ -136,8 +136,9 @@ def time_reports(db, calls: int = 50) -> dict:
 
 def live_ingestion(workdir: Path, amqp_uri: str, database_url: str, engine, rate: int,
                    duration: float, first_deal: int) -> dict:
-    import pika
+    import amqp
 
+    from crmhub.runtime.messaging import connection_params
     from crmhub.testing import HubProcess
 
     config = hub_config(amqp_uri, database_url, workdir)
@@ -156,19 +157,22 @@ def live_ingestion(workdir: Path, amqp_uri: str, database_url: str, engine, rate
                          in deal_history(n, 4, rng, start=START + dt.timedelta(days=400),
                                          spread_days=30)]
             n += 1
-        params = pika.URLParameters(amqp_uri)
-        connection = pika.BlockingConnection(params)
+        # Published in ticks of 5 ms over py-amqp: pika, one sleep per message, took 0.22 of a
+        # core at 2,000/s (by hand), this 0.07, on the two cores the service measured runs on.
+        connection = amqp.Connection(**connection_params(amqp_uri))
+        connection.connect()
         channel = connection.channel()
-        props = pika.BasicProperties(content_type="application/json", delivery_mode=2)
         sent = 0
         started = time.monotonic()
-        while time.monotonic() - started < duration and sent < len(messages):
-            event_type, body = messages[sent]
-            channel.basic_publish("deals.events", event_type, body, props)
-            sent += 1
-            ahead = sent / rate - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
+        while sent < len(messages) and (elapsed := time.monotonic() - started) < duration:
+            due = min(len(messages), int(elapsed * rate) + 1)
+            while sent < due:
+                event_type, body = messages[sent]
+                channel.basic_publish(amqp.Message(body, content_type="application/json",
+                                                   delivery_mode=2),
+                                      exchange="deals.events", routing_key=event_type)
+                sent += 1
+            time.sleep(0.005)
         published_s = time.monotonic() - started
         connection.close()
 
