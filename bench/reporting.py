@@ -134,6 +134,10 @@ def time_reports(db, calls: int = 50) -> dict:
     return figures
 
 
+def _mean(values) -> float | None:
+    return round(sum(values) / len(values)) if values else None
+
+
 def live_ingestion(workdir: Path, amqp_uri: str, database_url: str, engine, rate: int,
                    duration: float, first_deal: int) -> dict:
     import amqp
@@ -162,9 +166,19 @@ def live_ingestion(workdir: Path, amqp_uri: str, database_url: str, engine, rate
         connection = amqp.Connection(**connection_params(amqp_uri))
         connection.connect()
         channel = connection.channel()
-        sent = 0
+        def journaled():
+            with engine.connect() as conn:
+                return conn.execute(sa.text("SELECT count(*) FROM journal WHERE id > :last"),
+                                    {"last": last_id}).scalar()
+
+        # The lag every 2 s while publishing: bounded (the batches in flight) when the
+        # projections keep up, growing when they do not.
+        sent, lags, next_sample = 0, [], 2.0
         started = time.monotonic()
         while sent < len(messages) and (elapsed := time.monotonic() - started) < duration:
+            if elapsed >= next_sample:
+                lags.append((round(elapsed, 1), sent - journaled()))
+                next_sample += 2.0
             due = min(len(messages), int(elapsed * rate) + 1)
             while sent < due:
                 event_type, body = messages[sent]
@@ -175,11 +189,6 @@ def live_ingestion(workdir: Path, amqp_uri: str, database_url: str, engine, rate
             time.sleep(0.005)
         published_s = time.monotonic() - started
         connection.close()
-
-        def journaled():
-            with engine.connect() as conn:
-                return conn.execute(sa.text("SELECT count(*) FROM journal WHERE id > :last"),
-                                    {"last": last_id}).scalar()
 
         at_stop = journaled()
         deadline = time.monotonic() + 120
@@ -193,6 +202,9 @@ def live_ingestion(workdir: Path, amqp_uri: str, database_url: str, engine, rate
                 "applied_when_publishing_stopped": at_stop, "lag_at_stop": sent - at_stop,
                 "applied_while_publishing_rate": round(at_stop / published_s),
                 "backlog_rate": round((done - at_stop) / max(caught_up_s - published_s, 0.1)),
+                "lag_every_2s": lags,
+                "lag_mean_first_half": _mean([lag for t, lag in lags if t < duration / 2]),
+                "lag_mean_second_half": _mean([lag for t, lag in lags if t >= duration / 2]),
                 "applied_total": done, "caught_up_after_s": round(caught_up_s, 1),
                 "applied_rate": round(done / caught_up_s), "target_rate": TARGET_RATE}
     finally:
