@@ -184,11 +184,7 @@ class ConfirmingPublisher:
 
     def _drop_connection(self):
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.collect()
-            except Exception:  # noqa: BLE001 - releasing a possibly broken socket
-                pass
+        release_connection(conn)
 
     def _publish_batch(self, conn, channel, batch):
         # Delivery tags count per channel from 1; pending maps tag -> message.
@@ -226,6 +222,15 @@ class ConfirmingPublisher:
                     exchange=msg.exchange, routing_key=msg.routing_key, mandatory=msg.mandatory)
         while pending:
             conn.drain_events(timeout=10)
+
+
+def release_connection(conn) -> None:
+    """Free a connection's socket without waiting on a broker that may be gone."""
+    if conn is not None:
+        try:
+            conn.collect()
+        except Exception:  # noqa: BLE001 - releasing a possibly broken socket
+            pass
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from nameko import rpc as nameko_rpc
 from nameko.amqp.publish import Publisher
 
 from crmhub.contracts.errors import Unavailable
-from crmhub.runtime.messaging import PerBroker, connection_params
+from crmhub.runtime.messaging import PerBroker, connection_params, release_connection
 
 DEFAULT_TIMEOUT_SECONDS = 30
 # How the connection shows in RabbitMQ's management UI (and how a test finds it).
@@ -78,11 +78,7 @@ class UnconfirmedChannel:
     def close(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None
         self._declared.clear()
-        if conn is not None:
-            try:
-                conn.collect()
-            except Exception:  # noqa: BLE001 - releasing a possibly broken socket
-                pass
+        release_connection(conn)
 
 
 _channels = PerBroker(UnconfirmedChannel)
