@@ -71,6 +71,11 @@ def data_dir(config: dict) -> Path:
     return path
 
 
+def config_flag(config: dict, key: str, default: bool) -> bool:
+    """A yes/no setting: YAML's booleans, or an environment's "false", "0", "off", "no"."""
+    return str(config.get(key, default)).lower() not in ("false", "0", "off", "no")
+
+
 def parse_api_keys(value) -> dict[str, dict]:
     """API keys from config: ``"key:role[:name],..."`` or a list of ``{key, role, name}``.
 

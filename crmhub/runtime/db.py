@@ -19,9 +19,10 @@ import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crmhub.contracts.base import new_hex_id
-from crmhub.runtime.config import data_dir
+from crmhub.runtime.config import config_flag, data_dir
 from crmhub.runtime.jsontext import read_json, write_json_text
 from crmhub.runtime.metrics import INBOX_DUPLICATES
+from crmhub.runtime.prepared import PREPARE_OPTION
 
 log = structlog.get_logger(__name__)
 
@@ -124,6 +125,7 @@ def make_engine(config: dict, service: str) -> sa.Engine:
                       "application_name": f"crmhub-{service}"},
         json_serializer=write_json_text,
         json_deserializer=read_json,
+        execution_options={PREPARE_OPTION: config_flag(config, "DB_PREPARED_STATEMENTS", True)},
     )
     _ping_when_idle(engine, float(config.get("DB_PING_AFTER_IDLE_S", 5)))
     return engine

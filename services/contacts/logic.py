@@ -21,6 +21,7 @@ from crmhub.contracts.contacts import (
 from crmhub.contracts.errors import Conflict, InvalidInput, NotFound, PermanentError
 from crmhub.contracts.phones import DEFAULT_REGION, normalize
 from crmhub.runtime.db import as_utc, insert_ignoring_conflicts, insert_new_rows, new_id, utcnow
+from crmhub.runtime.prepared import PreparedRead
 from crmhub.services.contacts.models import contact_emails, contact_phones, contacts, timeline
 
 TIMELINE_LIMIT = 200
@@ -58,19 +59,27 @@ def resolve_id(conn, contact_id: str) -> str:
 _IDS = sa.bindparam("ids", expanding=True)
 # Built once: constructing these per call cost more than running them (lookups are hot).
 _CONTACTS_BY_ID = sa.select(contacts).where(contacts.c.id.in_(_IDS))
-_PARTS = sa.union_all(
-    sa.select(sa.literal("p").label("part"), contact_phones.c.contact_id.label("owner"),
-              contact_phones.c.e164.label("a"), contact_phones.c.raw.label("b"),
-              contact_phones.c.extension.label("c"), contact_phones.c.position.label("pos"),
-              contact_phones.c.id.label("seq"))
-    .where(contact_phones.c.contact_id.in_(_IDS)),
-    sa.select(sa.literal("e"), contact_emails.c.contact_id, contact_emails.c.email,
-              sa.null(), sa.null(), contact_emails.c.position, sa.literal(0))
-    .where(contact_emails.c.contact_id.in_(_IDS)),
-    sa.select(sa.literal("m"), contacts.c.merged_into, contacts.c.id, sa.null(), sa.null(),
-              sa.literal(0), sa.literal(0))
-    .where(contacts.c.merged_into.in_(_IDS)),
-).subquery()
+
+
+def _parts_of(owners):
+    """The phones, emails and merged-in ids of the cards whose ids ``owners`` gives (an
+    expanding bind or a subquery), as rows (part, owner, a, b, c, pos, seq)."""
+    return sa.union_all(
+        sa.select(sa.literal("p").label("part"), contact_phones.c.contact_id.label("owner"),
+                  contact_phones.c.e164.label("a"), contact_phones.c.raw.label("b"),
+                  contact_phones.c.extension.label("c"), contact_phones.c.position.label("pos"),
+                  contact_phones.c.id.label("seq"))
+        .where(contact_phones.c.contact_id.in_(owners)),
+        sa.select(sa.literal("e"), contact_emails.c.contact_id, contact_emails.c.email,
+                  sa.null(), sa.null(), contact_emails.c.position, sa.literal(0))
+        .where(contact_emails.c.contact_id.in_(owners)),
+        sa.select(sa.literal("m"), contacts.c.merged_into, contacts.c.id, sa.null(), sa.null(),
+                  sa.literal(0), sa.literal(0))
+        .where(contacts.c.merged_into.in_(owners)),
+    ).subquery("parts")
+
+
+_PARTS = _parts_of(_IDS)
 _PARTS_OF_CARDS = sa.select(_PARTS).order_by(_PARTS.c.pos, _PARTS.c.seq, _PARTS.c.a)
 
 
@@ -87,17 +96,22 @@ def contacts_from_rows(conn, rows) -> list[dict]:
     round trip."""
     if not rows:
         return []
-    ids = [row.id for row in rows]
-    phones: dict[str, list] = {i: [] for i in ids}
-    emails: dict[str, list] = {i: [] for i in ids}
-    merged: dict[str, list] = {i: [] for i in ids}
-    for part in conn.execute(_PARTS_OF_CARDS, {"ids": ids}):
-        if part.part == "p":
-            phones[part.owner].append({"e164": part.a, "raw": part.b, "extension": part.c})
-        elif part.part == "e":
-            emails[part.owner].append(part.a)
-        else:
-            merged[part.owner].append(part.a)
+    return _assemble(rows, conn.execute(_PARTS_OF_CARDS, {"ids": [row.id for row in rows]}))
+
+
+def _assemble(rows, parts) -> list[dict]:
+    """Contact dicts for ``contacts`` rows and their parts: (part, owner, a, b, c, ...)
+    tuples as ``_parts_of`` selects them."""
+    phones: dict[str, list] = {row.id: [] for row in rows}
+    emails: dict[str, list] = {row.id: [] for row in rows}
+    merged: dict[str, list] = {row.id: [] for row in rows}
+    for part, owner, a, b, c, *_ in parts:
+        if part == "p":
+            phones[owner].append({"e164": a, "raw": b, "extension": c})
+        elif part == "e":
+            emails[owner].append(a)
+        elif part == "m":
+            merged[owner].append(a)
     return [{
         "id": row.id, "kind": row.kind, "name": row.name, "company": row.company,
         "phones": phones[row.id], "emails": emails[row.id], "source": row.source,
@@ -179,9 +193,32 @@ _LIVE_CARDS = sa.select(contacts).where(contacts.c.merged_into.is_(None))
 _PHONE_OWNER = sa.select(contact_phones.c.contact_id).where(
     contact_phones.c.e164 == sa.bindparam("e164"))
 _NEWEST_FIRST = (contacts.c.updated_at.desc(), contacts.c.id)
-# The incoming-call lookup, built once (see _CONTACTS_BY_ID).
-_CARDS_BY_PHONE = (_LIVE_CARDS.where(contacts.c.id.in_(_PHONE_OWNER)).order_by(*_NEWEST_FIRST)
-                   .limit(sa.bindparam("limit")))
+
+
+def _cards_with_parts_by_phone():
+    """The API's lookup by number in one round trip: the live
+    cards holding the number, newest first, each row joined to one of the card's parts."""
+    cards = (_LIVE_CARDS.where(contacts.c.id.in_(_PHONE_OWNER)).order_by(*_NEWEST_FIRST)
+             .limit(sa.bindparam("limit")).subquery("cards"))
+    parts = _parts_of(_PHONE_OWNER)
+    return (sa.select(cards, *(c.label(f"part_{c.name}") for c in parts.c))
+            .select_from(cards.outerjoin(parts, parts.c.owner == cards.c.id))
+            .order_by(cards.c.updated_at.desc(), cards.c.id, parts.c.pos, parts.c.seq, parts.c.a))
+
+
+# Built once (see _CONTACTS_BY_ID), and planned once per connection on PostgreSQL.
+_CARDS_WITH_PARTS_BY_PHONE = PreparedRead("cards_by_phone", _cards_with_parts_by_phone())
+
+
+def cards_by_phone(conn, e164: str, limit: int) -> list[dict]:
+    """The live cards holding ``e164`` (newest first, at most ``limit``): one query."""
+    cards: dict[str, object] = {}
+    parts = []
+    for row in _CARDS_WITH_PARTS_BY_PHONE.execute(conn, {"e164": e164, "limit": limit}):
+        cards.setdefault(row.id, row)
+        if row.part_part is not None:  # a card with no parts still has its row
+            parts.append((row.part_part, row.part_owner, row.part_a, row.part_b, row.part_c))
+    return _assemble(list(cards.values()), parts)
 
 
 def search(conn, q=None, phone=None, limit=50, offset=0, region=DEFAULT_REGION) -> dict:
@@ -192,9 +229,8 @@ def search(conn, q=None, phone=None, limit=50, offset=0, region=DEFAULT_REGION) 
         if e164 is None:
             raise InvalidInput(f"{phone!r} is not a phone number", {"phone": ["not a phone number"]})
         if not q and offset == 0:  # a number belongs to one card: the first page is all
-            rows = conn.execute(_CARDS_BY_PHONE, {"e164": e164, "limit": limit}).all()
-            return {"items": contacts_from_rows(conn, rows), "total": len(rows),
-                    "limit": limit, "offset": offset}
+            items = cards_by_phone(conn, e164, limit)
+            return {"items": items, "total": len(items), "limit": limit, "offset": offset}
         query = query.where(contacts.c.id.in_(_PHONE_OWNER))
         params["e164"] = e164
     if q:

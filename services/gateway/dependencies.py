@@ -11,7 +11,7 @@ from crmhub.contracts.base import instance
 from crmhub.contracts.events import spec
 from crmhub.plugins.api import BadPayload, PbxConnector
 from crmhub.plugins.host import ConnectorHost
-from crmhub.runtime.config import parse_api_keys
+from crmhub.runtime.config import config_flag, parse_api_keys
 from crmhub.runtime.dlq import list_dead_letters, replay_dead_letters
 from crmhub.runtime.messaging import PublishError, event_exchange_name, get_publisher
 
@@ -22,7 +22,7 @@ def listeners_enabled(config: dict) -> bool:
     """Whether this gateway instance runs the connectors' PBX listeners (Asterisk AMI). With
     several instances, ops may leave them on in one only (``CONNECTOR_LISTENERS: false`` in
     the others); two listeners are harmless, their events dedupe, but each holds a PBX login."""
-    return str(config.get("CONNECTOR_LISTENERS", True)).lower() not in ("false", "0", "off", "no")
+    return config_flag(config, "CONNECTOR_LISTENERS", True)
 
 
 class Connectors(DependencyProvider):

@@ -106,3 +106,44 @@ def test_a_service_reading_between_rpc_calls_holds_no_transaction_open(pg_url):
     finally:
         db.engine.dispose()
         admin.dispose()
+
+
+def prepared_names(conn) -> set[str]:
+    return set(conn.execute(sa.text("SELECT name FROM pg_prepared_statements")).scalars())
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_the_lookup_by_number_is_planned_once_per_connection_unless_turned_off(pg_url, prepare):
+    """Prepared on a connection's first lookup and reused after; a connection that died is
+    replaced and prepares again; ``DB_PREPARED_STATEMENTS: false`` (for a pooler in
+    transaction mode) sends the plain query. Either way the card reads the same."""
+    from crmhub.runtime.migrate import upgrade
+    from crmhub.services.contacts import logic
+    from support import fresh_schema
+
+    fresh_schema(pg_url, "contacts")
+    upgrade({"DATABASE_URL": pg_url}, "contacts")
+    engine = make_engine({"DATABASE_URL": pg_url, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0,
+                          "DB_PING_AFTER_IDLE_S": 0,
+                          "DB_PREPARED_STATEMENTS": "true" if prepare else "false"}, "contacts")
+    admin = sa.create_engine(sqlalchemy_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    db = ServiceDatabase(engine, metadata, "contacts")
+    try:
+        with db.transaction() as tx:
+            created = logic.create_contact(tx, {"name": "Ольга", "phones": ["8 916 555-44-33"],
+                                                "emails": ["olga@example.com"]})
+        expected = {"items": [created], "total": 1, "limit": 5, "offset": 0}
+        for attempt in range(2):
+            with db.connect() as conn:
+                for _ in range(3):
+                    assert logic.search(conn, phone="+7 916 555 44 33", limit=5) == expected
+                assert logic.search(conn, phone="+7 916 000 00 00", limit=5)["items"] == []
+                names = prepared_names(conn)
+                pid = backend_pid(conn)
+            assert names == ({"crmhub_cards_by_phone"} if prepare else set())
+            if attempt == 0:  # a server restart, as the pool sees it
+                with admin.connect() as conn:
+                    conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        engine.dispose()
+        admin.dispose()

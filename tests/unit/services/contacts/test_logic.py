@@ -122,6 +122,25 @@ def test_merge_moves_everything_and_the_old_id_keeps_resolving(db):
         logic.merge_contacts(tx, b, b)
 
 
+def test_a_lookup_by_number_reads_the_whole_card_as_the_card_by_id_does(db):
+    """The lookup by number reads a card with its parts in one query: several phones and
+    emails, and ids merged into it, come out as loading the card by id gives them."""
+    a = ingest(db, form_event(phone="+79161230001", email="a@example.com"))["contact_id"]
+    b = ingest(db, form_event(phone="+79161230002", email="b@example.com"))["contact_id"]
+    ingest(db, form_event(phone="+79161230003", name="Другой"))
+    with db.transaction() as tx:
+        logic.merge_contacts(tx, source_id=a, target_id=b)
+    with db.connect() as conn:
+        for written in ("8 916 123-00-01", "+79161230002", "89161230002", "+7 916 123 00 02"):
+            found = logic.search(conn, phone=written)
+            assert found["items"] == logic.load_contacts(conn, [b]), written
+        card_b = found["items"][0]
+        assert [p["e164"] for p in card_b["phones"]] == ["+79161230002", "+79161230001"]
+        assert sorted(card_b["emails"]) == ["a@example.com", "b@example.com"]
+        assert card_b["merged_ids"] == [a]
+        assert logic.search(conn, phone="+79161230009")["items"] == []
+
+
 def test_phone_lookup_pages_and_combines_with_a_substring(db):
     cid = ingest(db, form_event(phone="+79161234567", name="Ольга"))["contact_id"]
     ingest(db, form_event(phone="+79260000000", name="Ольга тоже"))
