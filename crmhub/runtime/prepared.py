@@ -51,9 +51,20 @@ class PreparedRead:
             return f"${order.index(match.group(1)) + 1}"
 
         body = _PYFORMAT.sub(positional, compiled.string).replace("%%", "%")
+        types = [_sql_type(compiled, name, dialect) for name in order]
         # Typed columns, matched by position: rows get the statement's result processing.
         columns = [sa.column(c.key, c.type) for c in self.statement.selected_columns]
         execute = sa.text(f"EXECUTE {self.name}(" + ", ".join(f":{n}" for n in order) + ")")
-        self._pg = (f"PREPARE {self.name} AS {body}", execute.columns(*columns),
-                    dict(compiled.params))
+        self._pg = (f"PREPARE {self.name} ({', '.join(types)}) AS {body}",
+                    execute.columns(*columns), dict(compiled.params))
         return self._pg
+
+
+def _sql_type(compiled, name: str, dialect) -> str:
+    """A parameter's type as its bind declares it; ``unknown`` (PostgreSQL infers it from
+    its use) for an untyped bind. A parameter used twice must be typed where the two uses
+    would infer different types (a text literal and a varchar column)."""
+    for bind, bound_as in compiled.bind_names.items():
+        if bound_as == name and not isinstance(bind.type, sa.types.NullType):
+            return dialect.type_compiler_instance.process(bind.type)
+    return "unknown"

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from crmhub.contracts import events as ev
 from crmhub.contracts.errors import NotFound
 from crmhub.contracts.phones import normalize
+from crmhub.runtime.prepared import PreparedRead
 from crmhub.services.contacts import card_deals
 from crmhub.services.contacts.logic import (
     add_timeline_entry,
@@ -28,9 +29,9 @@ OUTCOME_WORDS = {"missed": "missed", "busy": "busy", "failed": "failed",
 # The popup's card: its summary columns, found by a phone it holds (a merge moves phones to the
 # live card, so there is no merge chain to follow) or by id.
 _CARD = sa.select(contacts.c.id, contacts.c.name, contacts.c.company, contacts.c.manager)
-_CARD_BY_PHONE = (_CARD.join_from(contact_phones, contacts,
-                                  contacts.c.id == contact_phones.c.contact_id)
-                  .where(contact_phones.c.e164 == sa.bindparam("e164")))
+_CARD_BY_PHONE = PreparedRead("caller_card", _CARD.join_from(
+    contact_phones, contacts, contacts.c.id == contact_phones.c.contact_id)
+    .where(contact_phones.c.e164 == sa.bindparam("e164")))
 _CARD_BY_ID = _CARD.where(contacts.c.id == sa.bindparam("id"))
 
 
@@ -42,7 +43,7 @@ def known_caller(conn, request: dict, region: str) -> dict | None:
     phone = normalize(request["number"], region)
     if phone.e164 is None:
         return _caller(request, phone)
-    card = conn.execute(_CARD_BY_PHONE, {"e164": phone.e164}).first()
+    card = _CARD_BY_PHONE.execute(conn, {"e164": phone.e164}).first()
     return None if card is None else _caller(request, phone, conn, card, known=True)
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crmhub.runtime.db import insert_ignoring_conflicts, is_postgres, utcnow
+from crmhub.runtime.prepared import PreparedRead
 from crmhub.services.contacts.models import backfills, card_deals, contacts
 
 BACKFILL = "card_deals"
@@ -17,14 +18,14 @@ BRIEF = ("title", "pipeline_name", "stage_name", "amount", "currency", "manager"
 # A card's open deals are those kept under its id or the id of a card merged into it (a deal
 # keeps the card id it was announced with: the deals service moves deals to the surviving
 # card without a new version, and an event may cross a merge).
-_CARD = sa.bindparam("contact_id")
-_OPEN_OF_CARD = (
+_CARD = sa.bindparam("contact_id", type_=card_deals.c.contact_id.type)
+_OPEN_OF_CARD = PreparedRead("open_deals_of_card", (
     sa.select(card_deals)
     .where(card_deals.c.contact_id.in_(sa.union_all(
                sa.select(_CARD), sa.select(contacts.c.id).where(contacts.c.merged_into == _CARD))),
            card_deals.c.status == "open")
     .order_by(card_deals.c.updated_at.desc(), card_deals.c.deal_id)
-    .limit(sa.bindparam("limit")))
+    .limit(sa.bindparam("limit"))))
 
 
 def record_deals(conn, deals: list[dict]) -> None:
@@ -48,7 +49,7 @@ def record_deals(conn, deals: list[dict]) -> None:
 def open_deals(conn, contact_id: str, limit: int) -> list[dict]:
     """A card's open deals, latest activity first, as the popup lists them."""
     return [{"id": row.deal_id, **{key: getattr(row, key) for key in BRIEF}}
-            for row in conn.execute(_OPEN_OF_CARD, {"contact_id": contact_id, "limit": limit})]
+            for row in _OPEN_OF_CARD.execute(conn, {"contact_id": contact_id, "limit": limit})]
 
 
 # -- the deals from before the copy ------------------------------------------------------------

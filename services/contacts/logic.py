@@ -42,12 +42,15 @@ def search_text(name, company, emails, phones) -> str:
 
 # -- reading -----------------------------------------------------------------------------------
 
+_MERGED_INTO = PreparedRead("merged_into", sa.select(contacts.c.merged_into)
+                            .where(contacts.c.id == sa.bindparam("id", type_=contacts.c.id.type)))
+
+
 def resolve_id(conn, contact_id: str) -> str:
     """Follow merges: the id of the card that holds ``contact_id`` now."""
     current = contact_id
     for _ in range(MAX_MERGE_DEPTH):
-        row = conn.execute(sa.select(contacts.c.merged_into)
-                           .where(contacts.c.id == current)).first()
+        row = _MERGED_INTO.execute(conn, {"id": current}).first()
         if row is None:
             raise NotFound(f"contact {contact_id} not found")
         if row.merged_into is None:
@@ -154,10 +157,14 @@ def load_many(conn, ids: list[str]) -> dict:
             "missing": [i for i in ids if i not in resolved]}
 
 
+_TIMELINE = PreparedRead("timeline", sa.select(timeline)
+                         .where(timeline.c.contact_id == sa.bindparam("contact_id"))
+                         .order_by(timeline.c.occurred_at.desc(), timeline.c.id.desc())
+                         .limit(sa.bindparam("limit")))
+
+
 def load_timeline(conn, contact_id: str, limit: int = TIMELINE_LIMIT) -> list[dict]:
-    rows = conn.execute(sa.select(timeline).where(timeline.c.contact_id == contact_id)
-                        .order_by(timeline.c.occurred_at.desc(), timeline.c.id.desc())
-                        .limit(limit))
+    rows = _TIMELINE.execute(conn, {"contact_id": contact_id, "limit": limit})
     return [{"id": r.id, "contact_id": r.contact_id, "kind": r.kind,
              "occurred_at": as_utc(r.occurred_at), "title": r.title,
              "source_key": r.source_key, "data": r.data or {}} for r in rows]
