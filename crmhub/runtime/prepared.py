@@ -29,42 +29,54 @@ class PreparedRead:
     def __init__(self, name: str, statement: sa.Select):
         self.name = f"crmhub_{name}"
         self.statement = statement
-        self._pg: tuple[str, sa.TextClause, dict] | None = None
+        self._pg: tuple[str, sa.TextClause] | None = None
 
     def execute(self, conn: sa.Connection, params: dict) -> sa.CursorResult:
         if not conn.get_execution_options().get(PREPARE_OPTION):
             return conn.execute(self.statement, params)
-        prepare, execute, constants = self._pg or self._compile(conn.dialect)
+        prepare, execute = self._pg or self._compile(conn.dialect)
         prepared = conn.connection.info.setdefault(_PREPARED, set())
         if self.name not in prepared:
             conn.exec_driver_sql(prepare)
             prepared.add(self.name)
-        return conn.execute(execute, {**constants, **params})
+        return conn.execute(execute, params)
 
-    def _compile(self, dialect) -> tuple[str, sa.TextClause, dict]:
+    def _compile(self, dialect) -> tuple[str, sa.TextClause]:
         compiled = self.statement.compile(dialect=dialect)
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
         order: list[str] = []
 
-        def positional(match: re.Match) -> str:
-            if match.group(1) not in order:
-                order.append(match.group(1))
-            return f"${order.index(match.group(1)) + 1}"
+        def parameter_or_constant(match: re.Match) -> str:
+            bind = binds[match.group(1)]
+            if not bind.required and bind.value is not None:
+                # A constant goes into the text: a generic plan sees it, and so may use a
+                # partial index (``status = 'open'``) that a parameter would rule out.
+                return _literal(bind, dialect).replace("%", "%%")
+            if bind.key not in order:
+                order.append(bind.key)
+            return f"${order.index(bind.key) + 1}"
 
-        body = _PYFORMAT.sub(positional, compiled.string).replace("%%", "%")
-        types = [_sql_type(compiled, name, dialect) for name in order]
+        body = _PYFORMAT.sub(parameter_or_constant, compiled.string).replace("%%", "%")
+        types = [_sql_type(binds[name], dialect) for name in order]
         # Typed columns, matched by position: rows get the statement's result processing.
         columns = [sa.column(c.key, c.type) for c in self.statement.selected_columns]
         execute = sa.text(f"EXECUTE {self.name}(" + ", ".join(f":{n}" for n in order) + ")")
         self._pg = (f"PREPARE {self.name} ({', '.join(types)}) AS {body}",
-                    execute.columns(*columns), dict(compiled.params))
+                    execute.columns(*columns))
         return self._pg
 
 
-def _sql_type(compiled, name: str, dialect) -> str:
+def _literal(bind, dialect) -> str:
+    render = bind.type.literal_processor(dialect)
+    if render is None:
+        raise TypeError(f"{bind.key}: a {bind.type} constant has no SQL literal")
+    return render(bind.value)
+
+
+def _sql_type(bind, dialect) -> str:
     """A parameter's type as its bind declares it; ``unknown`` (PostgreSQL infers it from
     its use) for an untyped bind. A parameter used twice must be typed where the two uses
     would infer different types (a text literal and a varchar column)."""
-    for bind, bound_as in compiled.bind_names.items():
-        if bound_as == name and not isinstance(bind.type, sa.types.NullType):
-            return dialect.type_compiler_instance.process(bind.type)
-    return "unknown"
+    if isinstance(bind.type, sa.types.NullType):
+        return "unknown"
+    return dialect.type_compiler_instance.process(bind.type)
