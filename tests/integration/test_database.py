@@ -147,3 +147,25 @@ def test_the_lookup_by_number_is_planned_once_per_connection_unless_turned_off(p
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_a_prepared_reads_constants_stay_in_its_text_so_a_partial_index_serves_it(pg_url):
+    """The popup's open deals come from a partial index (status = 'open'). Prepared with the
+    status as a parameter, the plan PostgreSQL caches after five calls could not use it."""
+    from crmhub.runtime.migrate import upgrade
+    from crmhub.services.contacts import card_deals
+    from support import fresh_schema
+
+    fresh_schema(pg_url, "contacts")
+    upgrade({"DATABASE_URL": pg_url}, "contacts")
+    engine = make_engine({"DATABASE_URL": pg_url}, "contacts")
+    try:
+        with engine.connect() as conn:
+            assert card_deals.open_deals(conn, "c1", 5) == []  # prepares it
+            conn.execute(sa.text("SET plan_cache_mode = force_generic_plan"))
+            conn.execute(sa.text("SET enable_seqscan = off"))
+            plan = "\n".join(conn.execute(sa.text(
+                "EXPLAIN EXECUTE crmhub_open_deals_of_card('c1', 5)")).scalars())
+        assert "ix_card_deals_open" in plan, plan
+    finally:
+        engine.dispose()
