@@ -126,6 +126,9 @@ def make_engine(config: dict, service: str) -> sa.Engine:
         json_serializer=write_json_text,
         json_deserializer=read_json,
         execution_options={PREPARE_OPTION: config_flag(config, "DB_PREPARED_STATEMENTS", True)},
+        # An UPDATE run for many rows (telephony writes back a batch's calls) goes in pages of
+        # statements, one round trip each, instead of one round trip per row.
+        executemany_mode="values_plus_batch",
     )
     _ping_when_idle(engine, float(config.get("DB_PING_AFTER_IDLE_S", 5)))
     return engine
@@ -174,6 +177,10 @@ def insert_ignoring_conflicts(conn, table: sa.Table, rows, index_elements=None, 
     stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=index_elements)
     if returning is not None:
         return conn.execute(stmt.returning(returning), rows).scalar()
+    if isinstance(rows, list) and len(rows) > 1:
+        # One multi-row INSERT whose RETURNING counts the rows: an executemany's rowcount is
+        # not the total on PostgreSQL, where executemany runs in pages (make_engine).
+        return len(conn.execute(stmt.returning(*table.primary_key.columns), rows).all())
     return conn.execute(stmt, rows).rowcount
 
 
