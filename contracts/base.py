@@ -21,7 +21,8 @@ class Contract(Schema):
     unknown key or anything unusual (``many``, ``partial``, input that is not a plain dict),
     marshmallow's own path runs from the start, so the errors are exactly its own. The
     hooks (``@validates``, ``@validates_schema``, ``@post_load``) run as always: only
-    ``_deserialize`` is shortened."""
+    ``_deserialize`` is shortened. A dump of a plain dict likewise hands each value present
+    straight to its field's formatting (a third off a form event's dump)."""
 
     class Meta:
         unknown = RAISE
@@ -59,6 +60,37 @@ class Contract(Schema):
         self.__dict__["_load_plan"] = plan
         return plan
 
+    def _serialize(self, obj, *, many=False):
+        # Past Field.serialize, get_value and get_attribute, which for a key that is there
+        # come to obj[key]. A missing key (dump_default), and a field that reads its value
+        # its own way, take marshmallow's path for that field.
+        plan = self.__dict__.get("_dump_plan") or self._make_dump_plan()
+        if many or type(obj) is not dict or plan.fields is None:
+            return super()._serialize(obj, many=many)
+        dumped = self.dict_class()
+        for name, source, key, field, format_value in plan.fields:
+            if format_value is not None and source in obj:
+                dumped[key] = format_value(obj[source], name, obj)
+            else:
+                value = field.serialize(name, obj, accessor=self.get_attribute)
+                if value is not missing:
+                    dumped[key] = value
+        return dumped
+
+    def _make_dump_plan(self) -> "_DumpPlan":
+        steps = []
+        for name, field in self.dump_fields.items():
+            source = field.attribute if field.attribute is not None else name
+            key = field.data_key if field.data_key is not None else name
+            plain = (field._CHECK_ATTRIBUTE and type(field).serialize is fields.Field.serialize
+                     and type(field).get_value is fields.Field.get_value)
+            steps.append((name, source, key, field, field._serialize if plain else None))
+        # A dotted attribute is read as a nested key by marshmallow: left to its own path.
+        dotted = any("." in source for _, source, _, _, _ in steps)
+        plan = _DumpPlan(None if dotted else tuple(steps))
+        self.__dict__["_dump_plan"] = plan
+        return plan
+
     def get_attribute(self, obj, attr, default):
         # A dict without a key named like a dict method ("items") would hand that method to
         # the field.
@@ -71,6 +103,11 @@ class Contract(Schema):
 class _LoadPlan:
     fields: tuple | None  # (result key, data key, the field's deserialize) in field order
     keys: frozenset       # the data keys a load knows
+
+
+@dataclasses.dataclass(frozen=True)
+class _DumpPlan:
+    fields: tuple | None  # (name, source key, output key, field, its _serialize or None)
 
 
 class EventSchema(Contract):
