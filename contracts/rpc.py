@@ -26,6 +26,9 @@ CATALOG: dict[str, RpcSpec] = {f"{s.service}.{s.method}": s for s in (
             "List or search cards by substring, or find by phone in any format."),
     RpcSpec("contacts", "get", None, contacts.CardSchema,
             "A card with its timeline, by id (a merged id resolves to the surviving card)."),
+    RpcSpec("contacts", "get_contact", None, contacts.ContactSchema,
+            "A card without its timeline, by id (a merged id resolves to the surviving card): "
+            "for callers that need its name, phones or emails."),
     RpcSpec("contacts", "create", contacts.ContactInputSchema, contacts.CardSchema,
             "Create a card; refused with Conflict if a phone or email belongs to another card."),
     RpcSpec("contacts", "update", contacts.ContactPatchSchema, contacts.CardSchema,

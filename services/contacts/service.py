@@ -49,6 +49,12 @@ class ContactsService:
             return instance(schemas.CardSchema).dump(logic.load_card(conn, str(contact_id)))
 
     @rpc(expected_exceptions=EXPECTED)
+    def get_contact(self, contact_id):
+        """A card without its timeline (a merged id resolves to the surviving card)."""
+        with self.db.connect() as conn:
+            return instance(schemas.ContactSchema).dump(logic.load_contact(conn, str(contact_id)))
+
+    @rpc(expected_exceptions=EXPECTED)
     def get_many(self, ids):
         """Many cards (without timeline) in one call: ``ids`` is a list (or ``{"ids": [...]}``)."""
         request = load_input(schemas.ContactIdsSchema, {"ids": ids} if isinstance(ids, list) else ids)

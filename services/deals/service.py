@@ -10,9 +10,9 @@ from crmhub.contracts.calls import CallEventSchema
 from crmhub.contracts.campaigns import DealSegmentPageSchema, DealSegmentRequestSchema
 from crmhub.contracts.catalog import StockChangedSchema
 from crmhub.contracts.contacts import (
-    CardSchema,
     ContactCreatedSchema,
     ContactListSchema,
+    ContactSchema,
     ContactsMergedSchema,
     ContactUpdatedSchema,
 )
@@ -49,7 +49,7 @@ class DealsService:
     def _card(self, contact_id):
         """The client card (a merged id resolves to the surviving card); InvalidInput if none."""
         try:
-            return instance(CardSchema).load(self.contacts.get(contact_id))
+            return instance(ContactSchema).load(self.contacts.get_contact(contact_id))
         except NotFound:
             raise InvalidInput(f"contact_id: no client card {contact_id!r}",
                                {"contact_id": [f"no client card {contact_id!r}"]}) from None

@@ -42,7 +42,7 @@ class CampaignEntrypoints:
 
     def _card_id(self, contact_id: str) -> str:
         """The live card of ``contact_id`` (merges followed); NotFound if it is none."""
-        return self.contacts.get(str(contact_id))["id"]
+        return self.contacts.get_contact(str(contact_id))["id"]
 
     # -- consent ---------------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)

@@ -48,7 +48,7 @@ class EmailService(CampaignEntrypoints):
         idempotency key again returns the email queued first."""
         request = load_input(schemas.SendEmailSchema, request)
         try:
-            card = self.contacts.get(request["contact_id"])
+            card = self.contacts.get_contact(request["contact_id"])
         except NotFound:
             raise NotFound(f"no client card {request['contact_id']!r}") from None
         with self.db.connect() as conn:

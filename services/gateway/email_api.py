@@ -60,7 +60,7 @@ class EmailApi:
     def list_emails(self, request, contact_id):
         self._principal(request, "email:read")
         refuse_unknown_args(request, ("limit",))
-        card = self.contacts.get(contact_id)
+        card = self.contacts.get_contact(contact_id)
         return self._card_threads(card, request.args.get("limit", CARD_THREADS))
 
     @http("GET", "/api/v1/emails/<string:email_id>")

@@ -46,7 +46,7 @@ class MessengerApi:
     def list_conversations(self, request, contact_id):
         self._principal(request, "messages:read")
         refuse_unknown_args(request, ("messages",))
-        card = self.contacts.get(contact_id)
+        card = self.contacts.get_contact(contact_id)
         return self._card_conversations(card, request.args.get("messages", 50))
 
     @http("POST", "/api/v1/contacts/<string:contact_id>/messages")
@@ -62,7 +62,7 @@ class MessengerApi:
                            "A client who never wrote cannot be written to: 400.")
     def send_message(self, request, contact_id):
         principal = self._principal(request, "messages:send")
-        card = self.contacts.get(contact_id)
+        card = self.contacts.get_contact(contact_id)
         message = self.messenger.send_message(_send_request(card, json_body(request)),
                                               principal.name)
         return json_response(message, 202)
@@ -87,7 +87,7 @@ class MessengerApi:
     def ui_send_message(self, request, principal, contact_id):
         """The card's reply form: queue the message, then back to the card (the form's key
         makes a double click one message)."""
-        card = self.contacts.get(contact_id)
+        card = self.contacts.get_contact(contact_id)
         form = {key: request.form.get(key) or None
                 for key in ("text", "conversation_id", "idempotency_key")}
         form["text"] = (form["text"] or "").strip()

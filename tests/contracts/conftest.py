@@ -127,6 +127,7 @@ RPC_PAYLOADS = {
     ("contacts.search", "response"): instance(contacts.ContactPageSchema).dump(
         {"items": [CONTACT], "total": 1, "limit": 20, "offset": 0}),
     ("contacts.get", "response"): CARD,
+    ("contacts.get_contact", "response"): instance(contacts.ContactSchema).dump(CONTACT),
     ("contacts.create", "request"): {
         "kind": "company", "name": None, "company": "ООО Ромашка",
         "phones": ["+7 495 123-45-67"], "emails": ["office@romashka.example"],

@@ -45,6 +45,21 @@ def test_contacts_rpc_dumps_cards_by_contract(contacts):
     assert updated["tags"] == ["vip"]
 
 
+def test_a_card_without_its_timeline_follows_merges(contacts):
+    """contacts.get_contact: what deals, email and campaigns ask for (a name, phones,
+    emails), without the up to 200 timeline entries of contacts.get."""
+    kept = contacts.create({"name": "Анна", "phones": ["+79161234567"]})
+    gone = contacts.create({"name": "Анна П.", "emails": ["anna@example.com"]})
+    contacts.merge({"source_id": gone["id"], "target_id": kept["id"]})
+    card = contacts.get_contact(gone["id"])
+    assert card["id"] == kept["id"] and card["emails"] == ["anna@example.com"]
+    assert card["merged_ids"] == [gone["id"]]
+    assert "timeline" not in card
+    assert {k: v for k, v in contacts.get(kept["id"]).items() if k != "timeline"} == card
+    with pytest.raises(NotFound):
+        contacts.get_contact("missing")
+
+
 def test_contacts_rpc_refuses_bad_input_with_typed_errors(contacts):
     with pytest.raises(InvalidInput) as err:
         contacts.create({"name": "x", "emails": ["nope"]})

@@ -19,7 +19,7 @@ CARD = {"id": "c-1", "kind": "company", "name": "ООО Ромашка", "compan
 
 
 def get_card(contact_id):
-    """contacts.get: "merged-c" was merged into "c-1"; any other id is unknown."""
+    """contacts.get_contact: "merged-c" was merged into "c-1"; any other id is unknown."""
     if contact_id in ("c-1", "merged-c"):
         return CARD
     raise NotFound(f"contact {contact_id} not found")
@@ -33,7 +33,7 @@ def deals(tmp_path):
     engine = make_engine(config, "deals")
     worker = worker_factory(DealsService, config=config,
                             db=ServiceDatabase(engine, metadata, "deals"))
-    worker.contacts.get.side_effect = get_card
+    worker.contacts.get_contact.side_effect = get_card
     worker.put_manager("olga", {"name": "Ольга"})
     worker.load_template("b2b-sales")
     yield worker
