@@ -1,5 +1,6 @@
 """The marshmallow contracts hold what the catalogs promise: events survive the wire unchanged,
 refuse unknown and missing fields by name, and every RPC payload schema tells valid from garbage."""
+import contextlib
 import json
 
 import pytest
@@ -192,19 +193,25 @@ def test_rpc_payload_names_its_missing_required_fields(key, part):
 
 # -- the short load path gives marshmallow's own results ------------------------------------
 
-def marshmallow_load(schema, payload):
-    """``schema.load`` through marshmallow's own per-field path only (what a contract's load
-    falls back to): the reference the short path must match."""
+@contextlib.contextmanager
+def marshmallow_path(method: str):
+    """Contracts run marshmallow's own ``method`` (``_deserialize``, ``_serialize``) instead
+    of their short path: the reference the short path must match."""
     from marshmallow import Schema
 
     from crmhub.contracts.base import Contract
 
-    original = Contract._deserialize
-    Contract._deserialize = Schema._deserialize
+    short = Contract.__dict__[method]
+    setattr(Contract, method, getattr(Schema, method))
     try:
-        return schema.load(payload)
+        yield
     finally:
-        Contract._deserialize = original
+        setattr(Contract, method, short)
+
+
+def marshmallow_load(schema, payload):
+    with marshmallow_path("_deserialize"):
+        return schema.load(payload)
 
 
 def outcome(load, schema, payload):
@@ -255,17 +262,8 @@ def test_an_rpc_payload_loads_as_marshmallow_alone_would_load_it(key, part, rpc_
 # -- the short dump path gives marshmallow's own results ------------------------------------
 
 def marshmallow_dump(schema, obj):
-    """``schema.dump`` through marshmallow's own per-field path only."""
-    from marshmallow import Schema
-
-    from crmhub.contracts.base import Contract
-
-    original = Contract._serialize
-    Contract._serialize = Schema._serialize
-    try:
+    with marshmallow_path("_serialize"):
         return schema.dump(obj)
-    finally:
-        Contract._serialize = original
 
 
 def dump_outcome(dump, schema, obj):
