@@ -64,11 +64,11 @@ class Contract(Schema):
         # Past Field.serialize, get_value and get_attribute, which for a key that is there
         # come to obj[key]. A missing key (dump_default), and a field that reads its value
         # its own way, take marshmallow's path for that field.
-        plan = self.__dict__.get("_dump_plan") or self._make_dump_plan()
-        if many or type(obj) is not dict or plan.fields is None:
+        if many or type(obj) is not dict:
             return super()._serialize(obj, many=many)
         dumped = self.dict_class()
-        for name, source, key, field, format_value in plan.fields:
+        for name, source, key, field, format_value in (self.__dict__.get("_dump_plan")
+                                                       or self._make_dump_plan()):
             if format_value is not None and source in obj:
                 dumped[key] = format_value(obj[source], name, obj)
             else:
@@ -77,7 +77,9 @@ class Contract(Schema):
                     dumped[key] = value
         return dumped
 
-    def _make_dump_plan(self) -> "_DumpPlan":
+    def _make_dump_plan(self) -> tuple:
+        """(name, source key, output key, field, its _serialize or None) per dumped field.
+        A dotted source needs no care: ``get_attribute`` reads a dict's key whole too."""
         steps = []
         for name, field in self.dump_fields.items():
             source = field.attribute if field.attribute is not None else name
@@ -85,10 +87,7 @@ class Contract(Schema):
             plain = (field._CHECK_ATTRIBUTE and type(field).serialize is fields.Field.serialize
                      and type(field).get_value is fields.Field.get_value)
             steps.append((name, source, key, field, field._serialize if plain else None))
-        # A dotted attribute is read as a nested key by marshmallow: left to its own path.
-        dotted = any("." in source for _, source, _, _, _ in steps)
-        plan = _DumpPlan(None if dotted else tuple(steps))
-        self.__dict__["_dump_plan"] = plan
+        self.__dict__["_dump_plan"] = plan = tuple(steps)
         return plan
 
     def get_attribute(self, obj, attr, default):
@@ -103,11 +102,6 @@ class Contract(Schema):
 class _LoadPlan:
     fields: tuple | None  # (result key, data key, the field's deserialize) in field order
     keys: frozenset       # the data keys a load knows
-
-
-@dataclasses.dataclass(frozen=True)
-class _DumpPlan:
-    fields: tuple | None  # (name, source key, output key, field, its _serialize or None)
 
 
 class EventSchema(Contract):

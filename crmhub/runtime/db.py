@@ -126,8 +126,9 @@ def make_engine(config: dict, service: str) -> sa.Engine:
         json_serializer=write_json_text,
         json_deserializer=read_json,
         execution_options={PREPARE_OPTION: config_flag(config, "DB_PREPARED_STATEMENTS", True)},
-        # An UPDATE run for many rows (telephony writes back a batch's calls) goes in pages of
-        # statements, one round trip each, instead of one round trip per row.
+        # A statement run for many rows (telephony writes back a batch's calls) goes in pages
+        # of statements, one round trip each, instead of one per row. Its rowcount is then not
+        # the total: count with RETURNING (insert_ignoring_conflicts).
         executemany_mode="values_plus_batch",
     )
     _ping_when_idle(engine, float(config.get("DB_PING_AFTER_IDLE_S", 5)))

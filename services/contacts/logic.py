@@ -203,8 +203,8 @@ _NEWEST_FIRST = (contacts.c.updated_at.desc(), contacts.c.id)
 
 
 def _cards_with_parts_by_phone():
-    """The API's lookup by number in one round trip: the live
-    cards holding the number, newest first, each row joined to one of the card's parts."""
+    """The API's lookup by number in one round trip: the live cards holding the number,
+    newest first, each row joined to one of the card's parts."""
     cards = (_LIVE_CARDS.where(contacts.c.id.in_(_PHONE_OWNER)).order_by(*_NEWEST_FIRST)
              .limit(sa.bindparam("limit")).subquery("cards"))
     parts = _parts_of(_PHONE_OWNER)

@@ -10,6 +10,7 @@ from crmhub.contracts.base import instance, load_input
 from crmhub.contracts.errors import (
     CrmhubError,
     InvalidInput,
+    NotFound,
     PbxRefused,
     PbxUnavailable,
     PermanentError,
@@ -190,12 +191,11 @@ class TelephonyService:
         """(the client's E.164 number, their card id) for a click-to-call."""
         contact_id = None
         if request["contact_id"]:
-            # The card without its timeline: a click-to-call needs its phones only.
-            cards = self.contacts.get_many([request["contact_id"]])["items"]
-            if not cards:
+            try:  # the card without its timeline: a click-to-call needs its phones only
+                card = self.contacts.get_contact(request["contact_id"])
+            except NotFound:
                 raise InvalidInput(f"contact_id: no client card {request['contact_id']!r}",
-                                   {"contact_id": ["no such card"]})
-            card = cards[0]
+                                   {"contact_id": ["no such card"]}) from None
             contact_id = card["id"]
             if not request["number"]:
                 phones = [p["e164"] for p in card["phones"] if p.get("e164")]
