@@ -36,7 +36,7 @@ def test_a_sales_head_reads_filters_downloads_and_acts_on_the_reports(hub, amqp_
     publish_past_purchases(hub, amqp_uri, template, zoe["id"], [120, 90, 60])
     wait_for(lambda: any(r["contact_id"] == zoe["id"] for r in
                          hub.api("GET", "/api/v1/reports/churn").json()["rows"]),
-             timeout=20, interval=0.3, message="Zoe in the churn report")
+             timeout=60, interval=0.3, message="Zoe in the churn report")
 
     run_browser_session("report_session.py", hub.base_url, ADMIN_KEY,
                         passed="report session passed")
