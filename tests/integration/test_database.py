@@ -108,6 +108,34 @@ def test_a_service_reading_between_rpc_calls_holds_no_transaction_open(pg_url):
         admin.dispose()
 
 
+
+def test_a_read_sends_its_statements_and_nothing_more_and_transactions_keep_their_level(pg_url):
+    """A read switches its pooled connection to autocommit and the pool switches it back: that
+    sends nothing (it once cost a SET round trip per read). Transactions run at the server's
+    default level, or at the one they ask for, and the next is back at the default."""
+    engine = make_engine({"DATABASE_URL": pg_url, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0},
+                         "contacts")
+    db = ServiceDatabase(engine, metadata, "contacts")
+    admin = sa.create_engine(sqlalchemy_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    last_statement = sa.text("SELECT query FROM pg_stat_activity WHERE pid = :pid")
+    level = sa.text("SHOW transaction_isolation")
+    try:
+        for _ in range(2):
+            with db.transaction() as tx:
+                assert tx.conn.execute(level).scalar() == "read committed"
+            with db.connect() as conn:
+                pid = backend_pid(conn)
+                conn.execute(sa.text("SELECT 41 + 1"))
+            with admin.connect() as watcher:
+                assert watcher.execute(last_statement, {"pid": pid}).scalar_one() == \
+                    "SELECT 41 + 1"
+            with engine.connect().execution_options(isolation_level="SERIALIZABLE") as conn:
+                assert conn.execute(level).scalar() == "serializable"
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
 def prepared_names(conn) -> set[str]:
     return set(conn.execute(sa.text("SELECT name FROM pg_prepared_statements")).scalars())
 

@@ -361,6 +361,35 @@ class AskingService:
     def ask(self, value):
         return self.echo.echo(value)
 
+    @rpc
+    def ask_all_at_once(self, values):
+        return [reply.result() for reply in [self.echo.echo.call_async(v) for v in values]]
+
+
+def reply_consumers(amqp_uri, service: str) -> list[dict]:
+    vhost = amqp_uri.rsplit("/", 1)[1]
+    return [c for c in requests.get(f"{RABBIT_API}/consumers/{vhost}", auth=RABBIT_AUTH,
+                                    timeout=10).json()
+            if c["queue"]["name"].startswith(f"rpc.reply-{service}-")]
+
+
+def test_answers_are_settled_by_the_broker_as_it_delivers_them(
+        amqp_uri, tmp_path, container_factory):
+    """A caller's answers come without an ack each (a socket write per call): its reply queue
+    is consumed in no-ack mode, and every call still gets its own answer."""
+    config = {"AMQP_URI": amqp_uri, "DATA_DIR": str(tmp_path), "RPC_TIMEOUT_SECONDS": 3}
+    container_factory(EchoService, config).start()
+    asking = container_factory(AskingService, config)
+    asking.start()
+    with entrypoint_hook(asking, "ask") as ask:
+        assert ask("first") == "first"
+    values = [f"call {n}" for n in range(50)]
+    with entrypoint_hook(asking, "ask_all_at_once") as ask_all_at_once:
+        assert ask_all_at_once(values) == values
+    wait_for(lambda: reply_consumers(amqp_uri, "asking"), timeout=10,
+             message="the management API lists the reply queue's consumer")
+    assert [c["ack_required"] for c in reply_consumers(amqp_uri, "asking")] == [False]
+
 
 def close_rpc_publisher_connections(amqp_uri) -> int:
     vhost = amqp_uri.rsplit("/", 1)[1]
