@@ -6,7 +6,7 @@ import json
 import prometheus_client
 import structlog
 from nameko.dependency_providers import Config
-from nameko.events import BROADCAST, event_handler
+from nameko.events import BROADCAST, EventHandler
 from werkzeug.wrappers import Response
 
 import crmhub
@@ -42,11 +42,22 @@ log = structlog.get_logger(__name__)
 WEBHOOK_METHODS = "GET,POST,PUT"
 
 
-def popup_handler(event_type: str):
+class PopupEventHandler(EventHandler):
     """A broadcast handler: every gateway instance gets the event for its own browsers. Not
-    reliable: a popup is only worth showing now, and a stopped instance has no browsers."""
-    return event_handler("telephony", event_type, handler_type=BROADCAST,
+    reliable: a popup is only worth showing now, and a stopped instance has no browsers. So
+    the queue is consumed without acks (the broker settles an event as it delivers it), an
+    ack frame less for the gateway to write per call event."""
+
+    def __init__(self, event_type: str):
+        super().__init__("telephony", event_type, handler_type=BROADCAST,
                          reliable_delivery=False)
+
+    def setup(self):
+        super().setup()
+        self.queue.no_ack = True  # kombu then acks nothing it consumed from it
+
+
+popup_handler = PopupEventHandler.decorator
 
 
 class GatewayService(OperatorUi, SalesUi, DealsApi, CallsApi, CatalogApi, OneCExchangeApi,

@@ -18,7 +18,14 @@ import requests
 
 from crmhub.plugins.mango import simulator
 from crmhub.plugins.mango.fake_api import FAKE_MP3
-from support import INTEGRATOR_KEY, OPERATOR_KEY, fresh_schema, wait_for
+from support import (
+    INTEGRATOR_KEY,
+    OPERATOR_KEY,
+    RABBIT_API,
+    RABBIT_AUTH,
+    fresh_schema,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres]
 
@@ -252,8 +259,10 @@ def test_the_pbx_simulator_plays_each_providers_scenarios_against_a_running_hub(
 
 
 def test_each_gateway_instance_pushes_the_popup_to_its_own_browsers(hub, start_hub, pg_url,
-                                                                     mango):
-    """Two gateway processes behind a balancer: a browser on either sees the popup."""
+                                                                     mango, amqp_uri):
+    """Two gateway processes behind a balancer: a browser on either sees the popup. Each has
+    its own queue per call event, which the broker settles as it delivers (no acks: a popup
+    is only worth showing now)."""
     second = start_hub(database_url=pg_url, services=("gateway",), name="edge-2",
                        CONNECTORS={"mango": mango.settings(allow_private_recording_hosts=True)})
     streams = [PopupStream(f"{base}/api/v1/calls/stream", OPERATOR)
@@ -265,6 +274,18 @@ def test_each_gateway_instance_pushes_the_popup_to_its_own_browsers(hub, start_h
             [ringing] = wait_for(lambda s=stream: s.of("call_ringing"), message="the popup")
             assert ringing["managers"] == ["Olga"]
             wait_for(lambda s=stream: s.of("call_missed"), message="the missed call")
+        vhost = amqp_uri.rsplit("/", 1)[1]
+
+        def popup_consumers():
+            return [c for c in requests.get(f"{RABBIT_API}/consumers/{vhost}",
+                                            auth=RABBIT_AUTH, timeout=10).json()
+                    if "--gateway.on_call_" in c["queue"]["name"]]
+
+        # The management API lists consumers as its statistics come in (every few seconds).
+        consumers = wait_for(lambda: len(found := popup_consumers()) == 2 * 4 and found,
+                             timeout=30, interval=0.5,
+                             message="two instances' consumers of four call events")
+        assert {c["ack_required"] for c in consumers} == {False}
     finally:
         for stream in streams:
             stream.close()

@@ -386,7 +386,7 @@ def test_answers_are_settled_by_the_broker_as_it_delivers_them(
     values = [f"call {n}" for n in range(50)]
     with entrypoint_hook(asking, "ask_all_at_once") as ask_all_at_once:
         assert ask_all_at_once(values) == values
-    wait_for(lambda: reply_consumers(amqp_uri, "asking"), timeout=10,
+    wait_for(lambda: reply_consumers(amqp_uri, "asking"), timeout=30, interval=0.5,
              message="the management API lists the reply queue's consumer")
     assert [c["ack_required"] for c in reply_consumers(amqp_uri, "asking")] == [False]
 
