@@ -366,6 +366,17 @@ class AskingService:
         return [reply.result() for reply in [self.echo.echo.call_async(v) for v in values]]
 
 
+def asking_and_echo(amqp_uri, tmp_path, container_factory):
+    """The echo service and one that asks it, started; the first call answered."""
+    config = {"AMQP_URI": amqp_uri, "DATA_DIR": str(tmp_path), "RPC_TIMEOUT_SECONDS": 3}
+    container_factory(EchoService, config).start()
+    asking = container_factory(AskingService, config)
+    asking.start()
+    with entrypoint_hook(asking, "ask") as ask:
+        assert ask("first") == "first"
+    return asking
+
+
 def reply_consumers(amqp_uri, service: str) -> list[dict]:
     vhost = amqp_uri.rsplit("/", 1)[1]
     return [c for c in requests.get(f"{RABBIT_API}/consumers/{vhost}", auth=RABBIT_AUTH,
@@ -377,12 +388,7 @@ def test_answers_are_settled_by_the_broker_as_it_delivers_them(
         amqp_uri, tmp_path, container_factory):
     """A caller's answers come without an ack each (a socket write per call): its reply queue
     is consumed in no-ack mode, and every call still gets its own answer."""
-    config = {"AMQP_URI": amqp_uri, "DATA_DIR": str(tmp_path), "RPC_TIMEOUT_SECONDS": 3}
-    container_factory(EchoService, config).start()
-    asking = container_factory(AskingService, config)
-    asking.start()
-    with entrypoint_hook(asking, "ask") as ask:
-        assert ask("first") == "first"
+    asking = asking_and_echo(amqp_uri, tmp_path, container_factory)
     values = [f"call {n}" for n in range(50)]
     with entrypoint_hook(asking, "ask_all_at_once") as ask_all_at_once:
         assert ask_all_at_once(values) == values
@@ -408,12 +414,7 @@ def test_an_rpc_after_the_broker_closed_the_publishing_connection_gets_its_answe
     """RPC requests and replies go unconfirmed on one connection per process: when the broker
     closes it (a restart, an operator), the next call opens a new one rather than writing
     into the closed one and waiting out its timeout."""
-    config = {"AMQP_URI": amqp_uri, "DATA_DIR": str(tmp_path), "RPC_TIMEOUT_SECONDS": 3}
-    container_factory(EchoService, config).start()
-    asking = container_factory(AskingService, config)
-    asking.start()
-    with entrypoint_hook(asking, "ask") as ask:
-        assert ask("first") == "first"
+    asking = asking_and_echo(amqp_uri, tmp_path, container_factory)
     wait_for(lambda: close_rpc_publisher_connections(amqp_uri) > 0, timeout=10,
              message="the management API lists the publisher's connection")
     eventlet.sleep(0.5)  # the broker's close reaches the socket
