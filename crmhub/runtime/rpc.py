@@ -25,6 +25,7 @@ from nameko import rpc as nameko_rpc
 from nameko.amqp.publish import Publisher
 
 from crmhub.contracts.errors import Unavailable
+from crmhub.runtime.handlers import SettledOnDelivery
 from crmhub.runtime.messaging import PerBroker, connection_params, release_connection
 
 DEFAULT_TIMEOUT_SECONDS = 30
@@ -168,15 +169,9 @@ class TimedServiceProxy(nameko_rpc.ServiceProxy):
                                 **self.options)
 
 
-class AutoAckReplyListener(nameko_rpc.ReplyListener):
-    """Consumes the process's answers without acks: the broker settles an answer as it
-    delivers it. An ack is a socket write of the caller's per call (a tenth of the gateway's
-    CPU went on socket writes in a card lookup, by py-spy), and the queue is the caller's own:
-    an answer delivered to a caller that then dies is of no use to anyone else."""
-
-    def setup(self):
-        super().setup()
-        self.queue.no_ack = True  # kombu acks nothing it consumed this way
+class AutoAckReplyListener(SettledOnDelivery, nameko_rpc.ReplyListener):
+    """The process's answers, without an ack each: the queue is the caller's own, and an
+    answer delivered to a caller that then dies is of no use to anyone else."""
 
 
 class TimedRpcProxy(nameko_rpc.RpcProxy):

@@ -15,6 +15,7 @@ from crmhub.contracts import events as ev
 from crmhub.contracts.base import instance
 from crmhub.contracts.errors import NotFound
 from crmhub.plugins.api import make_request
+from crmhub.runtime.handlers import SettledOnDelivery
 from crmhub.runtime.logs import LogContext
 from crmhub.runtime.metrics import WEBHOOKS
 from crmhub.runtime.rpc import RpcProxy
@@ -42,19 +43,14 @@ log = structlog.get_logger(__name__)
 WEBHOOK_METHODS = "GET,POST,PUT"
 
 
-class PopupEventHandler(EventHandler):
+class PopupEventHandler(SettledOnDelivery, EventHandler):
     """A broadcast handler: every gateway instance gets the event for its own browsers. Not
-    reliable: a popup is only worth showing now, and a stopped instance has no browsers. So
-    the queue is consumed without acks (the broker settles an event as it delivers it), an
-    ack frame less for the gateway to write per call event."""
+    reliable, and not acked: a popup is only worth showing now, and a stopped instance has
+    no browsers."""
 
     def __init__(self, event_type: str):
         super().__init__("telephony", event_type, handler_type=BROADCAST,
                          reliable_delivery=False)
-
-    def setup(self):
-        super().setup()
-        self.queue.no_ack = True  # kombu then acks nothing it consumed from it
 
 
 popup_handler = PopupEventHandler.decorator

@@ -209,16 +209,20 @@ def marshmallow_path(method: str):
         setattr(Contract, method, short)
 
 
-def marshmallow_load(schema, payload):
-    with marshmallow_path("_deserialize"):
-        return schema.load(payload)
-
-
-def outcome(load, schema, payload):
+def outcome(schema, method: str, value):
+    """What ``schema.load`` or ``schema.dump`` of ``value`` gives: a result, marshmallow's
+    refusal with its messages, or another failure."""
     try:
-        return "loaded", load(schema, payload)
+        return "done", getattr(schema, method)(value)
     except ValidationError as exc:
         return "refused", exc.messages
+    except Exception as exc:  # noqa: BLE001 - the same failure, whatever it is
+        return "failed", type(exc).__name__, str(exc)
+
+
+def marshmallow_outcome(schema, method: str, value):
+    with marshmallow_path({"load": "_deserialize", "dump": "_serialize"}[method]):
+        return outcome(schema, method, value)
 
 
 def variants(payload: dict):
@@ -246,8 +250,8 @@ def test_an_event_loads_as_marshmallow_alone_would_load_it(name, event_example):
     messages from a contract's short load path as from marshmallow's own."""
     schema = instance(events.CATALOG[name].schema)
     for payload in variants(event_example(name)):
-        assert outcome(lambda s, p: s.load(p), schema, payload) == \
-            outcome(marshmallow_load, schema, payload), payload
+        assert outcome(schema, "load", payload) == \
+            marshmallow_outcome(schema, "load", payload), payload
 
 
 @pytest.mark.parametrize("key, part", RPC_PARTS)
@@ -255,23 +259,11 @@ def test_an_rpc_payload_loads_as_marshmallow_alone_would_load_it(key, part, rpc_
     schema = rpc_schema(key, part)
     example = rpc_example(key, part)
     for payload in variants(example) if isinstance(example, dict) else [example]:
-        assert outcome(lambda s, p: s.load(p), schema, payload) == \
-            outcome(marshmallow_load, schema, payload), payload
+        assert outcome(schema, "load", payload) == \
+            marshmallow_outcome(schema, "load", payload), payload
 
 
 # -- the short dump path gives marshmallow's own results ------------------------------------
-
-def marshmallow_dump(schema, obj):
-    with marshmallow_path("_serialize"):
-        return schema.dump(obj)
-
-
-def dump_outcome(dump, schema, obj):
-    try:
-        return "dumped", dump(schema, obj)
-    except Exception as exc:  # noqa: BLE001 - the same failure, whatever it is
-        return "failed", type(exc).__name__, str(exc)
-
 
 def dump_variants(loaded: dict):
     """What a service dumps (a loaded payload), and it with each field missing or None."""
@@ -285,8 +277,7 @@ def dump_variants(loaded: dict):
 def test_an_event_dumps_as_marshmallow_alone_would_dump_it(name, event_example):
     schema = instance(events.CATALOG[name].schema)
     for obj in dump_variants(schema.load(event_example(name))):
-        assert dump_outcome(lambda s, o: s.dump(o), schema, obj) == \
-            dump_outcome(marshmallow_dump, schema, obj), obj
+        assert outcome(schema, "dump", obj) == marshmallow_outcome(schema, "dump", obj), obj
 
 
 @pytest.mark.parametrize("key, part", RPC_PARTS)
@@ -294,5 +285,4 @@ def test_an_rpc_payload_dumps_as_marshmallow_alone_would_dump_it(key, part, rpc_
     schema = rpc_schema(key, part)
     loaded = schema.load(rpc_example(key, part))
     for obj in dump_variants(loaded) if isinstance(loaded, dict) else [loaded]:
-        assert dump_outcome(lambda s, o: s.dump(o), schema, obj) == \
-            dump_outcome(marshmallow_dump, schema, obj), obj
+        assert outcome(schema, "dump", obj) == marshmallow_outcome(schema, "dump", obj), obj
