@@ -148,6 +148,10 @@ class _Server(LocalHttpServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # Kept alive, as the vendor's API is; without Nagle, or a reply's body waits for the ACK
+    # of its headers.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     timeout = 10  # a client that stops sending does not hold a thread for ever
 
     @property

@@ -122,6 +122,11 @@ class FakeZadarmaApi:
 
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeZadarmaApi
+    # Kept alive, as the vendor's API is; without Nagle, or a reply's body waits for the ACK
+    # of its headers.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 10  # an idle kept-alive connection does not hold a thread for ever
 
     def do_GET(self):  # noqa: N802 - the name http.server calls
         arrived = urlsplit(self.path)

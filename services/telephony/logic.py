@@ -218,12 +218,12 @@ def open_dialing(tx, *, provider, extension, manager, client_e164, contact_id, r
     """The call record of a click-to-call, before the PBX is asked."""
     now = utcnow()
     call_id = new_id()
-    tx.execute(calls.insert().values(
+    return call_view(tx.execute(calls.insert().values(
         id=call_id, provider=provider, call_key=None, direction="outbound", status="dialing",
         client_number=client_e164, client_number_raw=client_e164, line=line,
         extension=extension, manager=manager, contact_id=contact_id, created_at=now,
-        legs={}, announced=[], command_id=call_id, requested_by=requested_by, updated_at=now))
-    return load_call(tx.conn, call_id)
+        legs={}, announced=[], command_id=call_id, requested_by=requested_by, updated_at=now)
+        .returning(*calls.c)).one())
 
 
 def fail_dialing(tx, call_id: str, cause: str) -> None:
