@@ -11,7 +11,7 @@ from crmhub.contracts.errors import InvalidInput
 from crmhub.plugins.api import CallRequest, PbxConnector, PbxError
 from crmhub.plugins.host import ConnectorHost
 from crmhub.runtime.metrics import PBX_COMMAND_SECONDS
-from crmhub.services.telephony import fetch, recordings
+from crmhub.services.telephony import fetch, logic, recordings
 
 log = structlog.get_logger(__name__)
 
@@ -94,3 +94,39 @@ class Recordings(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.store
+
+
+class SeatingChart:
+    """Who sits at which extension: the extensions table (a few rows per manager) as last
+    read, read again when older than ``max_age`` seconds or changed by this process. A signal
+    batch and a click-to-call so read no table; a change made through another telephony
+    instance is seen here within ``max_age``."""
+
+    def __init__(self, max_age: float):
+        self.max_age = max_age
+        self._seats: dict[str, dict] | None = None
+        self._read_at = 0.0
+        self._changes = 0
+
+    def seats(self, db) -> dict[str, dict]:
+        if self._seats is None or time.monotonic() - self._read_at > self.max_age:
+            changes, read_at = self._changes, time.monotonic()
+            with db.connect() as conn:
+                seats = logic.seating(conn)
+            if changes != self._changes:  # changed while being read: this read may miss it
+                return seats
+            self._seats, self._read_at = seats, read_at
+        return self._seats
+
+    def changed(self) -> None:
+        self._changes += 1
+        self._seats = None
+
+
+class Seating(DependencyProvider):
+    def setup(self):
+        telephony = self.container.config.get("TELEPHONY") or {}
+        self.chart = SeatingChart(float(telephony.get("seating_max_age_seconds", 1.0)))
+
+    def get_dependency(self, worker_ctx):
+        return self.chart

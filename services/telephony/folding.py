@@ -124,19 +124,26 @@ def _client(signal: dict, region: str) -> tuple[str | None, str | None]:
     return normalize(raw, region).e164, raw[:200]
 
 
+def _may_adopt(signal: dict, client_e164: str | None) -> bool:
+    """Whether a call's first signal may answer a click-to-call: it echoes our command id,
+    or it is an outgoing call of a known extension to a known number."""
+    return bool(signal.get("command_id") or (
+        signal.get("direction") == "outbound" and signal.get("extension") and client_e164))
+
+
 def _adopt_dialing(tx, signal: dict, client_e164: str | None) -> bool:
     """Give a call's first signal the click-to-call record it answers, if any."""
+    if not _may_adopt(signal, client_e164):
+        return False
     pending = sa.select(calls.c.id).where(
         calls.c.provider == signal["provider"], calls.c.call_key.is_(None),
         calls.c.status == "dialing")
     if signal.get("command_id"):
         pending = pending.where(calls.c.command_id == signal["command_id"])
-    elif signal.get("direction") == "outbound" and signal.get("extension") and client_e164:
+    else:
         pending = pending.where(
             calls.c.extension == signal["extension"], calls.c.client_number == client_e164,
             calls.c.created_at >= utcnow() - ADOPTION_WINDOW)
-    else:
-        return False
     call_id = tx.execute(pending.order_by(calls.c.created_at).limit(1)).scalar()
     return call_id is not None and bool(tx.execute(
         calls.update().where(calls.c.id == call_id, calls.c.call_key.is_(None))
@@ -156,7 +163,10 @@ def _locked_states(tx, items: list[Item], clients, existing=frozenset()
     key = sa.tuple_(calls.c.provider, calls.c.call_key)
     known = set(pairs) & existing
     unsure = [pair for pair in pairs if pair not in known]
-    if unsure:
+    # Only a call that may adopt a click-to-call must be known to be new before it is
+    # created: any other is inserted ignoring the one a concurrent batch made meanwhile.
+    if any(_may_adopt(i.signal, e164) for i, (e164, _) in zip(items, clients)
+           if (i.signal["provider"], i.signal["call_key"]) in unsure):
         known |= {(r.provider, r.call_key) for r in tx.execute(
             sa.select(calls.c.provider, calls.c.call_key).where(key.in_(unsure)))}
     firsts = {}

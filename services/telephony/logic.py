@@ -156,23 +156,26 @@ def delete_extension(tx, extension: str) -> None:
         raise NotFound(f"no extension {extension!r}")
 
 
-def managers_of(conn, exts) -> dict[str, str]:
-    exts = [e for e in exts if e]
-    if not exts:
-        return {}
-    return {r.extension: r.manager for r in conn.execute(
-        sa.select(extensions.c.extension, extensions.c.manager)
-        .where(extensions.c.extension.in_(exts)))}
+def seating(conn) -> dict[str, dict]:
+    """Every extension with its manager and provider, by extension."""
+    return {r.extension: {"extension": r.extension, "manager": r.manager,
+                          "provider": r.provider}
+            for r in conn.execute(sa.select(extensions.c.extension, extensions.c.manager,
+                                            extensions.c.provider))}
 
 
-def seat(conn, *, extension: str | None = None, manager: str | None = None) -> dict | None:
+def managers_of(seats: dict[str, dict], exts) -> dict[str, str]:
+    """The managers of the extensions ``exts`` that have one (``seats``: see ``seating``)."""
+    return {e: seats[e]["manager"] for e in exts if e in seats}
+
+
+def seat(seats: dict[str, dict], *, extension: str | None = None,
+         manager: str | None = None) -> dict | None:
     """An extension with its manager and provider: this extension, or the manager's first."""
-    query = sa.select(extensions).order_by(extensions.c.extension).limit(1)
-    query = (query.where(extensions.c.extension == extension) if extension is not None
-             else query.where(extensions.c.manager == manager))
-    row = conn.execute(query).first()
-    return None if row is None else {"extension": row.extension, "manager": row.manager,
-                                     "provider": row.provider}
+    if extension is not None:
+        return seats.get(extension)
+    mine = sorted(e for e, s in seats.items() if s["manager"] == manager)
+    return seats[mine[0]] if mine else None
 
 
 # -- recordings --------------------------------------------------------------------------------

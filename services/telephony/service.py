@@ -24,7 +24,7 @@ from crmhub.runtime.rpc import RpcProxy
 from crmhub.runtime.service import region
 from crmhub.runtime.timer import timer
 from crmhub.services.telephony import folding, logic
-from crmhub.services.telephony.dependencies import Pbx, Recordings
+from crmhub.services.telephony.dependencies import Pbx, Recordings, Seating
 from crmhub.services.telephony.fetch import FetchRefused
 from crmhub.services.telephony.models import metadata
 
@@ -44,6 +44,7 @@ class TelephonyService:
     contacts = RpcProxy("contacts")
     pbx = Pbx()
     recordings = Recordings()
+    seating = Seating()
     log_ctx = LogContext()
 
     @property
@@ -61,14 +62,13 @@ class TelephonyService:
     def on_call_signals(self, deliveries):
         schema = instance(schemas.CallSignalSchema)
         batch = [(schema.load(d.payload), d.request_id) for d in deliveries]
+        # A duplicate needs no card lookup: what its original did shows in its call's row
+        # (``logic.caller_need``); the inbox claim below keeps it from being folded twice.
         with self.db.connect() as conn:
-            done = logic.handled_keys(conn, [logic.signal_key(s) for s, _ in batch])
-            batch = [(s, r) for s, r in batch if logic.signal_key(s) not in done]
-            if not batch:
-                return  # duplicates: no card lookups for them
             rows = logic.find_calls(conn, [(s["provider"], s["call_key"]) for s, _ in batch])
-            ext_managers = logic.managers_of(
-                conn, {s.get("extension") for s, _ in batch} | {r.extension for r in rows.values()})
+        ext_managers = logic.managers_of(
+            self.seating.seats(self.db),
+            {s.get("extension") for s, _ in batch} | {r.extension for r in rows.values()})
         # A ringing extension waits for no answer, hang-up or card link of other calls: the
         # batch's popups are folded and committed first, then the rest in arrival order, each
         # part in one transaction. A number is looked up once for both (the first lookup may
@@ -158,8 +158,8 @@ class TelephonyService:
         # a click-to-call needs its phones only).
         card = (self.contacts.get_contact.call_async(request["contact_id"])
                 if request["contact_id"] else None)
-        with self.db.connect() as conn:
-            extension, provider, manager = self._extension(conn, request, actor)
+        extension, provider, manager = self._extension(self.seating.seats(self.db), request,
+                                                       actor)
         number, contact_id = self._callee(request, card)
         connector = self.pbx.connector(request["provider"] or provider)
         with self.db.transaction() as tx:
@@ -176,14 +176,14 @@ class TelephonyService:
             raise (PbxUnavailable if exc.unavailable else PbxRefused)(exc.message) from None
         return _dump(schemas.CallSchema, call)
 
-    def _extension(self, conn, request: dict, actor: str | None) -> tuple[str, str | None, str]:
+    def _extension(self, seats, request: dict, actor: str | None) -> tuple[str, str | None, str]:
         """(extension, its provider, its manager) for a click-to-call."""
         if request["extension"]:
-            seated = logic.seat(conn, extension=request["extension"]) or {}
+            seated = logic.seat(seats, extension=request["extension"]) or {}
             return (request["extension"], seated.get("provider"),
                     seated.get("manager") or request["manager"] or actor)
         manager = request["manager"] or actor
-        mapped = logic.seat(conn, manager=manager) if manager else None
+        mapped = logic.seat(seats, manager=manager) if manager else None
         if mapped is None:
             who = f"manager {manager!r} has" if request["manager"] else "you have"
             raise InvalidInput(f"extension: {who} no extension; give one, or map it with "
@@ -245,10 +245,13 @@ class TelephonyService:
         if not extension.strip() or len(extension) > 50:
             raise InvalidInput("extension: 1 to 50 characters", {"extension": ["bad length"]})
         with self.db.transaction() as tx:
-            return _dump(schemas.ExtensionSchema, logic.put_extension(tx, extension, data))
+            seat = logic.put_extension(tx, extension, data)
+        self.seating.changed()
+        return _dump(schemas.ExtensionSchema, seat)
 
     @rpc(expected_exceptions=EXPECTED)
     def delete_extension(self, extension):
         with self.db.transaction() as tx:
             logic.delete_extension(tx, str(extension))
+        self.seating.changed()
         return self.list_extensions()

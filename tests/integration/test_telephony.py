@@ -18,6 +18,7 @@ from crmhub.runtime.migrate import upgrade
 from crmhub.runtime.outbox import OutboxRelay
 from crmhub.runtime.topology import dead_letter_queue_name, declare_topology
 from crmhub.services.telephony import logic
+from crmhub.services.telephony.dependencies import SeatingChart
 from crmhub.services.telephony.models import metadata, outbox
 from crmhub.services.telephony.recordings import store_from_config
 from crmhub.services.telephony.service import TelephonyService
@@ -99,7 +100,8 @@ def test_a_popup_reaches_the_broker_from_the_folding_worker_before_the_rest_of_i
     relay = OutboxRelay(engine, outbox, get_publisher(amqp_uri), "telephony")
     worker = worker_factory(TelephonyService, db=ServiceDatabase(engine, metadata, "telephony",
                                                                  relay),
-                            contacts=Cards(), config={"TELEPHONY": {}})
+                            contacts=Cards(), seating=SeatingChart(0),
+                            config={"TELEPHONY": {}})
     conn, channel = observed(amqp_uri, event_exchange_name("telephony"), "popup-probe", "#")
     now = dt.datetime.now(dt.timezone.utc)
     signals = [call_signal(provider="mango", event_key="B:end", call_key="B", kind="finished",

@@ -14,6 +14,7 @@ from crmhub.plugins.calls import call_signal
 from crmhub.runtime.db import ServiceDatabase, make_engine, utcnow
 from crmhub.runtime.handlers import Delivery
 from crmhub.services.telephony import folding, logic
+from crmhub.services.telephony.dependencies import SeatingChart
 from crmhub.services.telephony.models import calls, metadata, outbox
 from crmhub.services.telephony.service import TelephonyService
 from support import Cards
@@ -170,14 +171,16 @@ def test_extensions_map_to_managers(db):
         logic.put_extension(tx, "205", {"manager": "olga", "provider": None})
         logic.put_extension(tx, "100", {"manager": "pavel", "provider": "asterisk"})
     with db.connect() as conn:
-        assert logic.managers_of(conn, ["101", "205", "999"]) == {"101": "pavel", "205": "olga"}
-        assert logic.seat(conn, manager="olga") == {"extension": "205", "manager": "olga",
-                                                    "provider": None}
-        # An extension's own provider, not its manager's first extension's.
-        assert logic.seat(conn, extension="101") == {"extension": "101", "manager": "pavel",
-                                                     "provider": "mango"}
-        assert logic.seat(conn, extension="999") is None
+        seats = logic.seating(conn)
         assert [e["extension"] for e in logic.list_extensions(conn)] == ["100", "101", "205"]
+    assert logic.managers_of(seats, ["101", "205", "999"]) == {"101": "pavel", "205": "olga"}
+    assert logic.seat(seats, manager="olga") == {"extension": "205", "manager": "olga",
+                                                 "provider": None}
+    assert logic.seat(seats, manager="pavel")["extension"] == "100"  # the manager's first
+    # An extension's own provider, not its manager's first extension's.
+    assert logic.seat(seats, extension="101") == {"extension": "101", "manager": "pavel",
+                                                  "provider": "mango"}
+    assert logic.seat(seats, extension="999") is None
 
 
 def test_signals_of_a_new_call_arriving_at_once_make_one_call(db):
@@ -233,7 +236,8 @@ def test_a_batch_folds_its_calls_in_the_order_their_signals_came(db):
 
 
 def run_batch(db, cards, signals):
-    worker = worker_factory(TelephonyService, db=db, contacts=cards, config={"TELEPHONY": {}})
+    worker = worker_factory(TelephonyService, db=db, contacts=cards, seating=SeatingChart(0),
+                            config={"TELEPHONY": {}})
     worker.on_call_signals([Delivery(instance(CallSignalSchema).dump(s), None) for s in signals])
 
 
