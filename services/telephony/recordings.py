@@ -203,16 +203,29 @@ def _write_atomically(path: Path, write) -> None:
         with os.fdopen(fd, "wb") as out:
             write(out)
             out.flush()
-            os.fsync(out.fileno())
+            _sync(out.fileno())
         os.replace(temp_name, path)
     except BaseException:  # eventlet.Timeout and GreenletExit too: never leave a temp file
         Path(temp_name).unlink(missing_ok=True)
         raise
     folder = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(folder)
+        _sync(folder)
     finally:
         os.close(folder)
+
+
+def _sync(fd: int) -> None:
+    """``os.fsync`` in a thread of its own under eventlet: a busy disk takes milliseconds to
+    sync, and in the service's one thread every green thread (a popup's signals) would wait."""
+    import eventlet.patcher
+
+    if eventlet.patcher.is_monkey_patched("thread"):
+        from eventlet import tpool
+
+        tpool.execute(os.fsync, fd)
+    else:
+        os.fsync(fd)
 
 
 def _read_meta(path: Path) -> dict:

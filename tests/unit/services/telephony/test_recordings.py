@@ -2,7 +2,9 @@
 the parsing of HTTP Range headers."""
 import hashlib
 import os
+import time
 
+import eventlet
 import pytest
 
 from crmhub.services.telephony.recordings import (
@@ -57,6 +59,31 @@ def test_two_ranges_of_one_reader_stream_independently(store):
         first_head, first_tail = next(head), next(tail)
         assert first_head == AUDIO[:PIECE] and first_tail == AUDIO[PIECE:2 * PIECE]
         assert first_head + b"".join(head) == AUDIO[:PIECE * 2 + 1]
+
+
+def test_a_slow_disk_does_not_stall_the_service_while_a_recording_is_synced(store, monkeypatch):
+    """Each saved file and its folder are synced to disk. The service's other work runs in
+    green threads of the same OS thread (a popup's signals): a disk that takes 50 ms a sync
+    must not hold it up for the four syncs of a recording."""
+    blocking_sleep, fsync = eventlet.patcher.original("time").sleep, os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (blocking_sleep(0.05), fsync(fd)))
+    ticks = []
+
+    def other_work():
+        while True:
+            ticks.append(time.monotonic())
+            eventlet.sleep(0.005)
+
+    worker = eventlet.spawn(other_work)
+    eventlet.sleep(0)
+    started = time.monotonic()
+    store.save("call-1", pieces(AUDIO), "audio/mpeg")
+    ended = time.monotonic()
+    worker.kill()
+    assert ended - started >= 0.2
+    assert len([t for t in ticks if started < t < ended]) >= 10
+    with store.open("call-1") as reader:
+        assert b"".join(reader.read_range()) == AUDIO
 
 
 def test_empty_recording(store):
