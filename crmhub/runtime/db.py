@@ -301,6 +301,13 @@ class ServiceDatabase:
             return False
 
     @contextmanager
+    def autocommit(self):
+        """A connection whose every statement commits on its own: for a write of one statement
+        that emits no event, without the BEGIN and COMMIT round trips of a transaction."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
     def connect(self):
         """A connection for reading. On PostgreSQL it runs outside a transaction: each
         statement sees what was committed when it started, as inside one at READ COMMITTED,

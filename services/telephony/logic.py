@@ -216,12 +216,12 @@ def client_number(number: str, region: str) -> str:
     return e164
 
 
-def open_dialing(tx, *, provider, extension, manager, client_e164, contact_id, requested_by,
+def open_dialing(conn, *, provider, extension, manager, client_e164, contact_id, requested_by,
                  line=None) -> dict:
     """The call record of a click-to-call, before the PBX is asked."""
     now = utcnow()
     call_id = new_id()
-    return call_view(tx.execute(calls.insert().values(
+    return call_view(conn.execute(calls.insert().values(
         id=call_id, provider=provider, call_key=None, direction="outbound", status="dialing",
         client_number=client_e164, client_number_raw=client_e164, line=line,
         extension=extension, manager=manager, contact_id=contact_id, created_at=now,
@@ -229,9 +229,9 @@ def open_dialing(tx, *, provider, extension, manager, client_e164, contact_id, r
         .returning(*calls.c)).one())
 
 
-def fail_dialing(tx, call_id: str, cause: str) -> None:
+def fail_dialing(conn, call_id: str, cause: str) -> None:
     """A click-to-call the PBX refused: closed at once, not left dialing."""
-    tx.execute(calls.update().where(calls.c.id == call_id, calls.c.status == "dialing").values(
+    conn.execute(calls.update().where(calls.c.id == call_id, calls.c.status == "dialing").values(
         status="finished", outcome="failed", cause=cause[:300], ended_at=utcnow(),
         duration_s=0, updated_at=utcnow()))
 

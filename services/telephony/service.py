@@ -162,17 +162,17 @@ class TelephonyService:
                                                        actor)
         number, contact_id = self._callee(request, card)
         connector = self.pbx.connector(request["provider"] or provider)
-        with self.db.transaction() as tx:
+        with self.db.autocommit() as conn:  # one INSERT, no event: no transaction around it
             call = logic.open_dialing(
-                tx, provider=connector.name, extension=extension, manager=manager,
+                conn, provider=connector.name, extension=extension, manager=manager,
                 client_e164=number, contact_id=contact_id, requested_by=actor,
                 line=request["line"])
         try:
             self.pbx.place_call(connector.name, CallRequest(
                 command_id=call["id"], extension=extension, number=number, line=request["line"]))
         except PbxError as exc:
-            with self.db.transaction() as tx:
-                logic.fail_dialing(tx, call["id"], exc.message)
+            with self.db.autocommit() as conn:
+                logic.fail_dialing(conn, call["id"], exc.message)
             raise (PbxUnavailable if exc.unavailable else PbxRefused)(exc.message) from None
         return _dump(schemas.CallSchema, call)
 

@@ -136,6 +136,41 @@ def test_a_read_sends_its_statements_and_nothing_more_and_transactions_keep_thei
         admin.dispose()
 
 
+def test_an_autocommitted_write_is_one_statement_committed_on_its_own(pg_url):
+    """``db.autocommit()``: a one-statement write (a click-to-call's dialing record) is
+    committed without a transaction around it, so the server sees the statement and no BEGIN
+    or COMMIT; the pooled connection's next transaction is a transaction again."""
+    from crmhub.runtime.migrate import upgrade
+    from support import fresh_schema
+
+    fresh_schema(pg_url, "contacts")
+    upgrade({"DATABASE_URL": pg_url}, "contacts")
+    engine = make_engine({"DATABASE_URL": pg_url, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0},
+                         "contacts")
+    db = ServiceDatabase(engine, metadata, "contacts")
+    admin = sa.create_engine(sqlalchemy_url(pg_url), isolation_level="AUTOCOMMIT")
+    inbox = metadata.tables["inbox"]
+    try:
+        with db.autocommit() as conn:
+            pid = backend_pid(conn)
+            conn.execute(inbox.insert().values(key="k-1", handled_at=sa.func.now()))
+            with admin.connect() as watcher:  # committed before the connection is returned
+                assert watcher.execute(sa.text(
+                    "SELECT query, state FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": pid}).one() == (
+                    "INSERT INTO inbox (key, handled_at) VALUES ('k-1', now())", "idle")
+                assert watcher.execute(sa.text(
+                    "SELECT count(*) FROM contacts.inbox WHERE key = 'k-1'")).scalar() == 1
+        with pytest.raises(RuntimeError), db.transaction() as tx:
+            tx.conn.execute(inbox.insert().values(key="k-2", handled_at=sa.func.now()))
+            raise RuntimeError("rolled back")
+        with db.connect() as conn:
+            assert conn.execute(sa.select(inbox.c.key)).scalars().all() == ["k-1"]
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
 def prepared_names(conn) -> set[str]:
     return set(conn.execute(sa.text("SELECT name FROM pg_prepared_statements")).scalars())
 
