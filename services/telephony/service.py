@@ -154,13 +154,9 @@ class TelephonyService:
         A PBX that refuses or is down: PbxRefused / PbxUnavailable, and the call is closed as
         failed rather than left dialing."""
         request = load_input(schemas.PlaceCallSchema, request)
-        # The card is asked for while the extension is read (the card without its timeline:
-        # a click-to-call needs its phones only).
-        card = (self.contacts.get_contact.call_async(request["contact_id"])
-                if request["contact_id"] else None)
         extension, provider, manager = self._extension(self.seating.seats(self.db), request,
                                                        actor)
-        number, contact_id = self._callee(request, card)
+        number, contact_id = self._callee(request)
         connector = self.pbx.connector(request["provider"] or provider)
         with self.db.autocommit() as conn:  # one INSERT, no event: no transaction around it
             call = logic.open_dialing(
@@ -191,13 +187,12 @@ class TelephonyService:
                                {"extension": ["no extension for this manager"]})
         return mapped["extension"], mapped["provider"], manager
 
-    def _callee(self, request: dict, card_reply) -> tuple[str, str | None]:
-        """(the client's E.164 number, their card id) for a click-to-call; ``card_reply``:
-        the pending answer of contacts.get_contact when the request names a card."""
+    def _callee(self, request: dict) -> tuple[str, str | None]:
+        """(the client's E.164 number, their card id) for a click-to-call."""
         contact_id = None
-        if card_reply is not None:
-            try:
-                card = card_reply.result()
+        if request["contact_id"]:
+            try:  # the card without its timeline: a click-to-call needs its phones only
+                card = self.contacts.get_contact(request["contact_id"])
             except NotFound:
                 raise InvalidInput(f"contact_id: no client card {request['contact_id']!r}",
                                    {"contact_id": ["no such card"]}) from None

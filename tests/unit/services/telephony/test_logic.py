@@ -183,6 +183,22 @@ def test_extensions_map_to_managers(db):
     assert logic.seat(seats, extension="999") is None
 
 
+def test_the_seating_chart_is_read_once_until_it_is_changed_or_too_old(db):
+    """A signal batch reads the chart, not the table; a change made through this instance
+    shows at once, and one made elsewhere once the chart is older than its age."""
+    chart = SeatingChart(max_age=3600)
+    assert chart.seats(db) == {}
+    with db.transaction() as tx:  # as another telephony instance would
+        logic.put_extension(tx, "101", {"manager": "olga", "provider": "mango"})
+    assert chart.seats(db) == {}
+    chart.changed()
+    assert logic.managers_of(chart.seats(db), ["101"]) == {"101": "olga"}
+    with db.transaction() as tx:
+        logic.put_extension(tx, "101", {"manager": "pavel", "provider": "mango"})
+    chart.max_age = 0
+    assert logic.managers_of(chart.seats(db), ["101"]) == {"101": "pavel"}
+
+
 def test_signals_of_a_new_call_arriving_at_once_make_one_call(db):
     if db.engine.dialect.name != "postgresql":
         pytest.skip("SQLite runs one writer at a time: no race to lose")
