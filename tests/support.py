@@ -41,6 +41,15 @@ def drop_vhost(name: str) -> None:
 def queue_depth(amqp_uri: str, queue: str) -> int:
     """Messages ready in a queue, asked of the broker itself (the management API's counts lag
     by its stats interval)."""
+    return _queue_state(amqp_uri, queue).message_count
+
+
+def queue_consumers(amqp_uri: str, queue: str) -> int:
+    """Consumers the broker itself counts on a queue (no stats interval either)."""
+    return _queue_state(amqp_uri, queue).consumer_count
+
+
+def _queue_state(amqp_uri: str, queue: str):
     import amqp
 
     from crmhub.runtime.messaging import connection_params
@@ -48,7 +57,7 @@ def queue_depth(amqp_uri: str, queue: str) -> int:
     conn = amqp.Connection(**connection_params(amqp_uri))
     conn.connect()
     try:
-        return conn.channel().queue_declare(queue, passive=True).message_count
+        return conn.channel().queue_declare(queue, passive=True)
     finally:
         conn.close()
 

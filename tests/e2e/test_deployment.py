@@ -19,7 +19,7 @@ from crmhub.compose_processes import LocalCompose
 from crmhub.runtime.db import sqlalchemy_url
 from crmhub.runtime.registry import SERVICES
 from crmhub.testing import SteadyForms
-from support import fresh_schema, wait_for
+from support import fresh_schema, queue_consumers, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbit, pytest.mark.postgres]
 
@@ -101,8 +101,13 @@ def test_the_compose_services_as_processes_carry_a_form_and_a_call_to_the_card(c
            'on_form_submitted",service="contacts"}' in contacts_metrics
 
 
-def test_two_contacts_processes_share_the_load_with_no_duplicated_effects(compose):
+def test_two_contacts_processes_share_the_load_with_no_duplicated_effects(compose, amqp_uri):
     compose.up(["gateway", "contacts", "deals"], scale={"contacts": 2})
+    # Each replica's health check passes once its consumers are declared; the broker's own
+    # count says both are attached before the forms come (the first would take them all).
+    forms_queue = "evt-gateway-form_submitted--contacts.on_form_submitted"
+    wait_for(lambda: queue_consumers(amqp_uri, forms_queue) == 2, timeout=30,
+             message="both contacts processes consuming the forms' queue")
     phones = [f"+7916800{n:04d}" for n in range(150)]
     submissions = [(f"scale-{n}-{copy}", phone) for n, phone in enumerate(phones)
                    for copy in range(2)]  # each client fills the form twice
@@ -135,7 +140,11 @@ def test_two_contacts_processes_share_the_load_with_no_duplicated_effects(compos
     assert cards == len(phones)           # two processes racing on one phone made one card
     assert sorted(set(per_card)) == [2]   # and both submissions are on it
     shares = [worker_runs(p, "on_form_submitted") for p in compose.processes["contacts"]]
-    assert all(share > 0 for share in shares), f"one process did all the work: {shares}"
+    assert all(share > 0 for share in shares), (
+        f"one process did all the work: {shares}; the broker counts "
+        f"{queue_consumers(amqp_uri, forms_queue)} consumer(s); logs:\n"
+        + "\n".join(p.log_path.read_text(errors="replace")[-2000:]
+                    for p in compose.processes["contacts"]))
 
 
 def test_a_rolling_restart_of_every_service_loses_no_accepted_event(compose):
