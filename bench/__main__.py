@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from bench import (
     email,
     ingest,
     lookup,
+    machine,
     messenger,
     report_views,
     reporting,
@@ -110,8 +110,10 @@ def main():
                         help="deploy: forms/s sent during the rolling restart")
     args = parser.parse_args()
     chosen = args.suites or list(SUITES)
-    results = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+    ticks = machine.cpu_ticks()
+    results = {"machine": machine.describe(),
                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    print(json.dumps({"machine": results["machine"]}), flush=True)
     with tempfile.TemporaryDirectory(prefix="crmhub-bench-") as tmp:
         workdir = Path(tmp)
         if "ingest" in chosen:
@@ -164,6 +166,7 @@ def main():
             results["deploy"] = deploy.run(workdir, duration=args.duration,
                                            connections=args.connections, rate=args.restart_rate)
             print(json.dumps({"deploy": results["deploy"]}, indent=2), flush=True)
+    results["machine_at_end"] = machine.describe(before=ticks)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))
