@@ -809,6 +809,9 @@ def call_events(hub_addr, amqp_uri: str, engine, fake, cpu: CpuMeter, hubs, *, r
     expected_signals = sum(len(c["signals"]) for c in calls)
     ringing_expected = sum(1 if c["kind"] == "answered" else 2 if c["kind"] == "missed" else 0
                            for c in calls)
+    load_window_s = cpu_load[0] - cpu_start[0]
+    load_cores = {**cpu.cores(cpu_start, cpu_load),
+                  "load_generators": round(generator_cpu_s / load_window_s, 2)}
     result = {
         "duration_s": duration, "compression": compression,
         "calls": len(calls), "calls_by_kind": dict(Counter(c["kind"] for c in calls)),
@@ -837,9 +840,10 @@ def call_events(hub_addr, amqp_uri: str, engine, fake, cpu: CpuMeter, hubs, *, r
         "entries_committed_during_load": len(watcher.seen) - after_load,
         "load_s": round(load_s, 1),
         "drain_after_load_s": round(max(0.0, done - load_ended), 2),
-        "cpu_cores_during_load": {**cpu.cores(cpu_start, cpu_load), "load_generators": round(
-            generator_cpu_s / (cpu_load[0] - cpu_start[0]), 2)},
+        "cpu_cores_during_load": load_cores,
         "cpu_cores_during_drain": cpu.cores(cpu_load, cpu_drain),
+        # CPU per webhook: comparable across rates and days where throughput is not.
+        "cpu_ms_per_accepted_webhook": _per_webhook(load_cores, load_window_s, len(ok)),
         "queue_backlog_at_load_end": backlog_end,
         "queue_backlog_peak": _peaks(backlog_samples),
         "popups_during_load": {
@@ -852,6 +856,12 @@ def call_events(hub_addr, amqp_uri: str, engine, fake, cpu: CpuMeter, hubs, *, r
     }
     result["drained"] = checks["lost_calls"] == 0 and checks["lost_entries"] == 0
     return result
+
+
+def _per_webhook(cores: dict[str, float], seconds: float, accepted: int) -> dict[str, float]:
+    """Milliseconds of CPU per accepted webhook, by process group and in all."""
+    per = {name: round(share * seconds / accepted * 1000, 2) for name, share in cores.items()}
+    return {**per, "all": round(sum(per.values()), 2)} if accepted else {}
 
 
 def _peaks(samples: list[dict]) -> dict[str, int]:
@@ -1136,6 +1146,7 @@ def _summary(result: dict) -> dict:
         "events_per_s_target": load["target_per_s"],
         "events_per_s_offered": load["offered_per_s_steady"],
         "events_per_s_accepted": load["accepted_per_s_steady"],
+        "cpu_ms_per_event": load["cpu_ms_per_accepted_webhook"].get("all"),
         "signals_handled_per_s_during_load": load["signals_handled_per_s_steady"],
         "timeline_entries_per_s_during_load": load["entries_committed_per_s_sustained"],
         "drain_after_load_s": load["drain_after_load_s"],
