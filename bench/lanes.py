@@ -19,12 +19,14 @@ def raw_post(host: str, port: int, path: str, body: bytes, headers: dict[str, st
 
 class LaneLoop:
     """Lanes of pre-encoded HTTP/1.1 requests, each lane one keep-alive connection with at
-    most one request in flight; a request whose connection fails is sent again once on a new
-    connection (status 0 if that fails too)."""
+    most one request in flight; a request whose connection fails, or whose answer is not in
+    within ``timeout`` seconds, is sent again once on a new connection (status 0 if that
+    fails too)."""
 
     def __init__(self, host: str, port: int, start_at: float,
-                 lanes: list[list[tuple[float, bytes, object]]]):
+                 lanes: list[list[tuple[float, bytes, object]]], timeout: float = 30.0):
         self.address = (host, port)
+        self.timeout = timeout  # an answer not complete by then counts as a broken connection
         self.start_at = start_at
         self.lanes = [list(reversed(items)) for items in lanes]  # popped from the end
         self.socks: list[socket.socket | None] = [None] * len(lanes)
@@ -45,6 +47,9 @@ class LaneLoop:
             for key, _ in self.selector.select(timeout if not self.inflight else
                                                min(timeout, 0.05)):
                 self._read(key.data)
+            overdue = time.monotonic() - self.timeout
+            for lane in [lane for lane, state in self.inflight.items() if state[3] < overdue]:
+                self._failed(lane, self.inflight.pop(lane))
         for sock in self.socks:
             if sock is not None:
                 sock.close()

@@ -33,6 +33,8 @@ def server():
 
         def do_POST(self):  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/slow" and body == b"first try":
+                time.sleep(1.0)  # answers, but after the client's timeout
             if self.path == "/drop" and body == b"first try":
                 self.close_connection = True  # a server going away mid-request
                 self.connection.close()
@@ -90,3 +92,14 @@ def test_a_request_whose_connection_breaks_is_sent_once_more_on_a_new_one(lanes,
     assert loop.retries == 1
     assert received == [("/drop", b"again", None)]
     assert len(connections) == 3
+
+
+def test_an_answer_that_does_not_come_in_time_counts_as_a_broken_connection(lanes, server):
+    (host, port), received, connections = server
+    loop = lanes.LaneLoop(host, port, time.monotonic(), [[
+        (0.0, lanes.raw_post(host, port, "/slow", b"first try", {}), "slow")]], timeout=0.3)
+    results = {tag: status for tag, _, _, _, status in loop.run()}
+
+    assert results == {"slow": 0}  # sent twice, not answered in time either time
+    assert loop.retries == 1
+    assert len(connections) == 2
