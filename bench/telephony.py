@@ -508,8 +508,7 @@ def _concurrency(spans: list[tuple[float, float]]) -> dict:
 
 def _load_worker(conn, host: str, port: int, lanes: list) -> None:
     """A load generator process: one keep-alive connection per lane, all driven by one
-    selector loop (a thread per lane cost the shared machine about 1.1 ms of CPU per webhook,
-    a tenth of the mesh's); each lane's items (due, path, body, tag) are posted at start + due,
+    selector loop (``bench.lanes``); each lane's items (due, path, body, tag) are posted at start + due,
     or as soon as the lane's previous answer is in when it is late (open loop: lateness is
     reported, not slowed down). Waits for the start time over ``conn``, sends back (tag, due,
     sent, answered, status) per item, the lanes' retries and its own CPU seconds."""

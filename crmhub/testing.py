@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -117,6 +117,16 @@ class LocalHttpServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         pass  # a client that gave up (a timeout test) is no news
+
+
+class VendorApiHandler(BaseHTTPRequestHandler):
+    """A request handler that answers as a vendor's API does: HTTP/1.1 kept alive, with Nagle
+    off (or a reply's body waits for the ACK of its headers). An idle connection is dropped
+    after ``timeout`` seconds, so a client that stops sending holds no thread for ever."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 10
 
 
 class SteadyForms(threading.Thread):

@@ -22,12 +22,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, quote, unquote
 
 from crmhub.plugins.mango import simulator
 from crmhub.plugins.mango.signing import sign_matches
-from crmhub.testing import LocalHttpServer
+from crmhub.testing import LocalHttpServer, VendorApiHandler
 
 API_PREFIX = "/vpbx/"
 WRONG_PARAMETER = 3102  # a 31xx code: what the fake answers to a bad signature by default
@@ -146,13 +145,8 @@ class _Server(LocalHttpServer):
         self.fake = fake
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(VendorApiHandler):
     server: _Server
-    # Kept alive, as the vendor's API is; without Nagle, or a reply's body waits for the ACK
-    # of its headers.
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    timeout = 10  # a client that stops sending does not hold a thread for ever
 
     @property
     def fake(self) -> FakeMangoApi:

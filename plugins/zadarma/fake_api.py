@@ -21,11 +21,10 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from crmhub.plugins.zadarma.signing import authorization, php_query
-from crmhub.testing import LocalHttpServer
+from crmhub.testing import LocalHttpServer, VendorApiHandler
 
 CALLBACK = "/v1/request/callback/"
 RECORD_REQUEST = "/v1/pbx/record/request/"
@@ -120,13 +119,8 @@ class FakeZadarmaApi:
         return _error(404, f"Method {path} not found")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(VendorApiHandler):
     fake: FakeZadarmaApi
-    # Kept alive, as the vendor's API is; without Nagle, or a reply's body waits for the ACK
-    # of its headers.
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    timeout = 10  # an idle kept-alive connection does not hold a thread for ever
 
     def do_GET(self):  # noqa: N802 - the name http.server calls
         arrived = urlsplit(self.path)

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
+import eventlet.patcher
+from eventlet import tpool
+
 PIECE = 64 * 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # Our own ids ("call-<uuid>"), but checked anyway: a key becomes a file name. The first
@@ -218,11 +221,7 @@ def _write_atomically(path: Path, write) -> None:
 def _sync(fd: int) -> None:
     """``os.fsync`` in a thread of its own under eventlet: a busy disk takes milliseconds to
     sync, and in the service's one thread every green thread (a popup's signals) would wait."""
-    import eventlet.patcher
-
     if eventlet.patcher.is_monkey_patched("thread"):
-        from eventlet import tpool
-
         tpool.execute(os.fsync, fd)
     else:
         os.fsync(fd)

@@ -103,8 +103,8 @@ def test_the_compose_services_as_processes_carry_a_form_and_a_call_to_the_card(c
 
 def test_two_contacts_processes_share_the_load_with_no_duplicated_effects(compose, amqp_uri):
     compose.up(["gateway", "contacts", "deals"], scale={"contacts": 2})
-    # Each replica's health check passes once its consumers are declared; the broker's own
-    # count says both are attached before the forms come (the first would take them all).
+    # Both replicas attached before the forms come: one attached alone would prefetch them all
+    # (the broker's own count, not a health check, says so).
     forms_queue = "evt-gateway-form_submitted--contacts.on_form_submitted"
     wait_for(lambda: queue_consumers(amqp_uri, forms_queue) == 2, timeout=30,
              message="both contacts processes consuming the forms' queue")
